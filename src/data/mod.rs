@@ -1,0 +1,1 @@
+//! Dataset readers, label maps, splits and batching.
