@@ -2,13 +2,15 @@
 //!
 //! The crate is laid out along the architecture:
 //! - [`model`]: tokenizers, the trainable BERT / DeBERTa encoders, heads and checkpoint loading;
-//! - [`method`]: the fine-tuning methods (standard, R3F, SMART, ALUM, SiFT, FreeLB) behind one trait;
+//! - `method`: the fine-tuning methods (standard, R3F, SMART, ALUM, SiFT, FreeLB) behind one trait;
 //! - [`data`]: dataset readers, label maps, splits and batching;
 //! - [`train`]: the trainer thread, optimizer, schedule, metrics and checkpoints;
-//! - [`experiment`]: presets, sweeps, run directories and the results table;
-//! - [`ui`]: the ratatui console, which talks to the trainer through channels only;
+//! - `experiment`: presets, sweeps, run directories and the results table;
+//! - `ui`: the ratatui console, which talks to the trainer through channels only;
 //! - [`cli`]: the command-line entry points.
+pub mod atomic;
 pub mod cli;
 pub mod data;
 pub mod model;
 pub mod rng;
+pub mod train;

@@ -2,8 +2,8 @@
 //!
 //! Candle's CPU device RNG cannot be seeded, so dropout masks, noise and data order are all drawn from
 //! this generator. ChaCha8 is portable and its state serialises, so a checkpoint can carry it.
-pub use rand_chacha::ChaCha8Rng as Rng;
 use rand::SeedableRng;
+pub use rand_chacha::ChaCha8Rng as Rng;
 
 /// A generator for a named stream derived from the run seed, so that data order, dropout and noise
 /// do not consume each other's numbers.

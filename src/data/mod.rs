@@ -1,1 +1,2 @@
 //! Dataset readers, label maps, splits and batching.
+pub mod batch;

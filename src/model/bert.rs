@@ -1,1 +1,165 @@
-//! TODO
+//! BERT (absolute positions, token types), as transformers' `BertModel`.
+use candle_core::{DType, Module, Result, Tensor};
+use candle_nn::{Embedding, Linear, VarBuilder};
+
+use super::config::BertConfig;
+use super::nn::{apply_linear, embedding, linear, softmax, Activation, Dropout, LayerNorm};
+use super::{Ctx, Encoder, Inputs};
+
+struct Embeddings {
+    words: Embedding,
+    positions: Embedding,
+    token_types: Embedding,
+    layer_norm: LayerNorm,
+    dropout: Dropout,
+}
+
+impl Embeddings {
+    fn load(cfg: &BertConfig, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            words: embedding(cfg.vocab_size, cfg.hidden_size, vb.pp("word_embeddings"))?,
+            positions: embedding(cfg.max_position_embeddings, cfg.hidden_size, vb.pp("position_embeddings"))?,
+            token_types: embedding(cfg.type_vocab_size, cfg.hidden_size, vb.pp("token_type_embeddings"))?,
+            layer_norm: LayerNorm::load(cfg.hidden_size, cfg.layer_norm_eps, vb.pp("LayerNorm"))?,
+            dropout: Dropout::new(cfg.hidden_dropout_prob),
+        })
+    }
+}
+
+struct SelfAttention {
+    query: Linear,
+    key: Linear,
+    value: Linear,
+    output: Linear,
+    layer_norm: LayerNorm,
+    probs_dropout: Dropout,
+    output_dropout: Dropout,
+    heads: usize,
+    head_dim: usize,
+}
+
+impl SelfAttention {
+    fn load(cfg: &BertConfig, vb: VarBuilder) -> Result<Self> {
+        let h = cfg.hidden_size;
+        let sv = vb.pp("self");
+        let out = vb.pp("output");
+        Ok(Self {
+            query: linear(h, h, sv.pp("query"))?,
+            key: linear(h, h, sv.pp("key"))?,
+            value: linear(h, h, sv.pp("value"))?,
+            output: linear(h, h, out.pp("dense"))?,
+            layer_norm: LayerNorm::load(h, cfg.layer_norm_eps, out.pp("LayerNorm"))?,
+            probs_dropout: Dropout::new(cfg.attention_probs_dropout_prob),
+            output_dropout: Dropout::new(cfg.hidden_dropout_prob),
+            heads: cfg.num_attention_heads,
+            head_dim: h / cfg.num_attention_heads,
+        })
+    }
+
+    /// `[B, T, H]` → `[B, heads, T, head_dim]`.
+    fn split_heads(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, t, _) = x.dims3()?;
+        x.reshape((b, t, self.heads, self.head_dim))?.transpose(1, 2)?.contiguous()
+    }
+
+    fn forward(&self, x: &Tensor, key_bias: &Tensor, ctx: &mut Ctx) -> Result<Tensor> {
+        let (b, t, h) = x.dims3()?;
+        let q = self.split_heads(&apply_linear(&self.query, x)?)?;
+        let k = self.split_heads(&apply_linear(&self.key, x)?)?;
+        let v = self.split_heads(&apply_linear(&self.value, x)?)?;
+        let scores = (q.matmul(&k.t()?)? / (self.head_dim as f64).sqrt())?.broadcast_add(key_bias)?;
+        let probs = self.probs_dropout.forward(&softmax(&scores)?, ctx)?;
+        let context = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, t, h))?;
+        let projected = self.output_dropout.forward(&apply_linear(&self.output, &context)?, ctx)?;
+        self.layer_norm.forward(&(projected + x)?)
+    }
+}
+
+struct Layer {
+    attention: SelfAttention,
+    intermediate: Linear,
+    activation: Activation,
+    output: Linear,
+    layer_norm: LayerNorm,
+    dropout: Dropout,
+}
+
+impl Layer {
+    fn load(cfg: &BertConfig, vb: VarBuilder) -> Result<Self> {
+        let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
+        Ok(Self {
+            attention: SelfAttention::load(cfg, vb.pp("attention"))?,
+            intermediate: linear(h, i, vb.pp("intermediate").pp("dense"))?,
+            activation: cfg.hidden_act,
+            output: linear(i, h, vb.pp("output").pp("dense"))?,
+            layer_norm: LayerNorm::load(h, cfg.layer_norm_eps, vb.pp("output").pp("LayerNorm"))?,
+            dropout: Dropout::new(cfg.hidden_dropout_prob),
+        })
+    }
+
+    fn forward(&self, x: &Tensor, key_bias: &Tensor, ctx: &mut Ctx) -> Result<Tensor> {
+        let attended = self.attention.forward(x, key_bias, ctx)?;
+        let inner = self.activation.forward(&apply_linear(&self.intermediate, &attended)?)?;
+        let out = self.dropout.forward(&apply_linear(&self.output, &inner)?, ctx)?;
+        self.layer_norm.forward(&(out + attended)?)
+    }
+}
+
+/// A BERT encoder: embeddings and the transformer layers (the pooler belongs to the head).
+pub struct Bert {
+    embeddings: Embeddings,
+    layers: Vec<Layer>,
+    hidden_size: usize,
+}
+
+impl Bert {
+    pub fn load(cfg: &BertConfig, vb: VarBuilder) -> Result<Self> {
+        if let Some(kind) = cfg.position_embedding_type.as_deref().filter(|k| *k != "absolute") {
+            candle_core::bail!("position_embedding_type `{kind}` is not supported (only `absolute`)");
+        }
+        let layers = (0..cfg.num_hidden_layers)
+            .map(|i| Layer::load(cfg, vb.pp("encoder").pp("layer").pp(i)))
+            .collect::<Result<_>>()?;
+        Ok(Self { embeddings: Embeddings::load(cfg, vb.pp("embeddings"))?, layers, hidden_size: cfg.hidden_size })
+    }
+}
+
+/// The additive key mask `[B, 1, 1, T]`: 0 for tokens, the dtype's minimum for padding.
+pub(crate) fn additive_key_mask(attention_mask: &Tensor, dtype: DType) -> Result<Tensor> {
+    let (b, t) = attention_mask.dims2()?;
+    let keep = attention_mask.to_dtype(dtype)?;
+    let min = match dtype {
+        DType::F16 => -65504.0,
+        DType::BF16 => -3.38e38,
+        _ => f32::MIN as f64,
+    };
+    ((keep - 1.0)? * -min)?.reshape((b, 1, 1, t))
+}
+
+impl Encoder for Bert {
+    fn word_embeddings(&self, input_ids: &Tensor) -> Result<Tensor> {
+        self.embeddings.words.forward(input_ids)
+    }
+
+    fn layer_norm_input(&self, words: &Tensor, inputs: &Inputs) -> Result<Tensor> {
+        let t = words.dim(1)?;
+        let positions = Tensor::arange(0u32, t as u32, words.device())?;
+        let positions = self.embeddings.positions.forward(&positions)?;
+        let types = self.embeddings.token_types.forward(&inputs.token_type_ids)?;
+        words.broadcast_add(&positions)? + types
+    }
+
+    fn embedding_output(&self, ln_input: &Tensor, _inputs: &Inputs, ctx: &mut Ctx) -> Result<Tensor> {
+        let normed = self.embeddings.layer_norm.forward(ln_input)?;
+        self.embeddings.dropout.forward(&normed, ctx)
+    }
+
+    fn encode(&self, embedded: &Tensor, inputs: &Inputs, ctx: &mut Ctx) -> Result<Tensor> {
+        let key_bias = additive_key_mask(&inputs.attention_mask, embedded.dtype())?;
+        self.layers.iter().try_fold(embedded.clone(), |x, layer| layer.forward(&x, &key_bias, ctx))
+    }
+
+    fn hidden_size(&self) -> usize {
+        self.hidden_size
+    }
+}

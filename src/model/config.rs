@@ -32,10 +32,7 @@ impl ModelConfig {
             "bert" => Self::Bert(serde_json::from_value(value).map_err(parse_err)?),
             "deberta" => Self::Deberta(serde_json::from_value(value).map_err(parse_err)?),
             "deberta-v2" => Self::DebertaV2(serde_json::from_value(value).map_err(parse_err)?),
-            other => bail!(
-                "{}: unknown model_type `{other}` (supported: bert, deberta, deberta-v2)",
-                path.display()
-            ),
+            other => bail!("{}: unknown model_type `{other}` (supported: bert, deberta, deberta-v2)", path.display()),
         };
         config.validate().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         Ok(config)

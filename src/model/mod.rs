@@ -19,9 +19,15 @@ pub mod resolve;
 pub mod tokenizer;
 pub mod weights;
 
-use candle_core::{Result, Tensor};
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Result, Tensor};
+use candle_nn::{VarBuilder, VarMap};
 
 use crate::rng::Rng;
+use config::ModelConfig;
+use head::{ClassificationHead, HEAD_PREFIXES};
+use weights::{Checkpoint, TrainableWeights};
 
 /// The tokenized inputs of one batch, all on the model's device.
 #[derive(Debug, Clone)]
@@ -74,5 +80,153 @@ pub trait Encoder: Send + Sync {
         let s = self.layer_norm_input(&words, inputs)?;
         let e = self.embedding_output(&s, inputs, ctx)?;
         self.encode(&e, inputs, ctx)
+    }
+}
+
+/// Where a forward pass starts: the token ids, or a (perturbed) tensor at one of the points.
+#[derive(Debug, Clone, Copy)]
+pub enum Start<'a> {
+    Ids,
+    /// P0, the word-embedding lookup.
+    Words(&'a Tensor),
+    /// P1, the input of the embedding LayerNorm.
+    LayerNormInput(&'a Tensor),
+    /// P2, the embedding output.
+    Embedded(&'a Tensor),
+}
+
+/// The files of a resolved checkpoint directory.
+#[derive(Debug, Clone)]
+pub struct ModelFiles {
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    pub weights: PathBuf,
+}
+
+impl ModelFiles {
+    pub fn in_dir(dir: &Path) -> anyhow::Result<Self> {
+        let config = dir.join("config.json");
+        if !config.is_file() {
+            anyhow::bail!("{}: missing config.json", dir.display());
+        }
+        Ok(Self { dir: dir.to_path_buf(), config, weights: resolve::weights_file(dir)? })
+    }
+}
+
+/// An encoder with a sequence-classification head and the `VarMap` of all its trainable weights.
+pub struct Classifier {
+    pub encoder: Box<dyn Encoder>,
+    pub head: ClassificationHead,
+    pub varmap: VarMap,
+    pub config: ModelConfig,
+    pub num_labels: usize,
+}
+
+impl Classifier {
+    /// Loads a checkpoint directory; the head is initialised from `seed` when the checkpoint lacks it
+    /// or has another label count.
+    pub fn load(
+        files: &ModelFiles,
+        num_labels: usize,
+        device: &Device,
+        dtype: DType,
+        seed: u64,
+    ) -> anyhow::Result<Self> {
+        let config = ModelConfig::from_file(&files.config)?;
+        let checkpoint = Checkpoint::load(&files.weights)?;
+        Self::from_checkpoint(config, checkpoint, num_labels, device, dtype, seed)
+    }
+
+    pub fn from_checkpoint(
+        config: ModelConfig,
+        checkpoint: Checkpoint,
+        num_labels: usize,
+        device: &Device,
+        dtype: DType,
+        seed: u64,
+    ) -> anyhow::Result<Self> {
+        let varmap = VarMap::new();
+        let vb = TrainableWeights::new(checkpoint, varmap.clone(), HEAD_PREFIXES, seed).into_var_builder(dtype, device);
+        let encoder = build_encoder(&config, vb.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let head = match &config {
+            ModelConfig::Bert(c) => ClassificationHead::load_bert(c, num_labels, vb),
+            ModelConfig::Deberta(c) | ModelConfig::DebertaV2(c) => ClassificationHead::load_deberta(c, num_labels, vb),
+        }
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(Self { encoder, head, varmap, config, num_labels })
+    }
+
+    /// An independent copy with its own variables (SMART's teacher, evaluation snapshots).
+    pub fn duplicate(&self) -> anyhow::Result<Self> {
+        let tensors = self.named_tensors()?;
+        let (device, dtype) = tensors
+            .first()
+            .map(|(_, t)| (t.device().clone(), t.dtype()))
+            .ok_or_else(|| anyhow::anyhow!("the model has no variables"))?;
+        let checkpoint = Checkpoint::from_tensors(Path::new("<in-memory copy>"), tensors);
+        Self::from_checkpoint(self.config.clone(), checkpoint, self.num_labels, &device, dtype, 0)
+    }
+
+    /// Copies of all weights, sorted by name.
+    pub fn named_tensors(&self) -> Result<Vec<(String, Tensor)>> {
+        let data = self.varmap.data().lock().expect("varmap poisoned");
+        let mut named =
+            data.iter().map(|(name, var)| Ok((name.clone(), var.as_tensor().copy()?))).collect::<Result<Vec<_>>>()?;
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(named)
+    }
+
+    /// Logits `[B, C]`, starting the forward pass at `start`.
+    pub fn logits_from(&self, start: Start, inputs: &Inputs, ctx: &mut Ctx) -> Result<Tensor> {
+        let enc = &self.encoder;
+        let embedded = match start {
+            Start::Embedded(e) => e.clone(),
+            Start::LayerNormInput(s) => enc.embedding_output(s, inputs, ctx)?,
+            Start::Words(w) => enc.embedding_output(&enc.layer_norm_input(w, inputs)?, inputs, ctx)?,
+            Start::Ids => {
+                let words = enc.word_embeddings(&inputs.input_ids)?;
+                enc.embedding_output(&enc.layer_norm_input(&words, inputs)?, inputs, ctx)?
+            }
+        };
+        self.head.forward(&enc.encode(&embedded, inputs, ctx)?, ctx)
+    }
+
+    pub fn logits(&self, inputs: &Inputs, ctx: &mut Ctx) -> Result<Tensor> {
+        self.logits_from(Start::Ids, inputs, ctx)
+    }
+}
+
+/// Loads only the encoder (for `encode` and feature extraction).
+pub fn load_encoder(
+    files: &ModelFiles,
+    device: &Device,
+    dtype: DType,
+) -> anyhow::Result<(Box<dyn Encoder>, ModelConfig)> {
+    let config = ModelConfig::from_file(&files.config)?;
+    let checkpoint = Checkpoint::load(&files.weights)?;
+    let vb = TrainableWeights::new(checkpoint, VarMap::new(), HEAD_PREFIXES, 0).into_var_builder(dtype, device);
+    let encoder = build_encoder(&config, vb).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok((encoder, config))
+}
+
+fn build_encoder(config: &ModelConfig, vb: VarBuilder) -> Result<Box<dyn Encoder>> {
+    Ok(match config {
+        ModelConfig::Bert(c) => Box::new(bert::Bert::load(c, vb)?),
+        ModelConfig::Deberta(c) => Box::new(deberta::Deberta::load(c, vb)?),
+        ModelConfig::DebertaV2(c) => Box::new(deberta_v2::DebertaV2::load(c, vb)?),
+    })
+}
+
+/// The device named on the command line or in a preset: `cpu`, `cuda` (`cuda:N`) or `metal`.
+pub fn select_device(name: &str) -> anyhow::Result<Device> {
+    let (kind, ordinal) = name.split_once(':').unwrap_or((name, "0"));
+    let ordinal: usize = ordinal.parse().map_err(|_| anyhow::anyhow!("bad device ordinal in `{name}`"))?;
+    match kind {
+        "cpu" => Ok(Device::Cpu),
+        "cuda" => Device::new_cuda(ordinal)
+            .map_err(|e| anyhow::anyhow!("cannot open CUDA device {ordinal}: {e} (build with --features cuda)")),
+        "metal" => Device::new_metal(ordinal)
+            .map_err(|e| anyhow::anyhow!("cannot open Metal device {ordinal}: {e} (build with --features metal)")),
+        other => anyhow::bail!("unknown device `{other}` (cpu, cuda, metal)"),
     }
 }

@@ -29,9 +29,7 @@ impl LayerNorm {
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        normalize(x, self.eps)?
-            .broadcast_mul(&self.weight)?
-            .broadcast_add(&self.bias)
+        normalize(x, self.eps)?.broadcast_mul(&self.weight)?.broadcast_add(&self.bias)
     }
 }
 
@@ -43,9 +41,7 @@ pub fn normalize(x: &Tensor, eps: f64) -> Result<Tensor> {
     let mean = x.mean_keepdim(D::Minus1)?;
     let centered = x.broadcast_sub(&mean)?;
     let var = centered.sqr()?.mean_keepdim(D::Minus1)?;
-    centered
-        .broadcast_div(&(var + eps)?.sqrt()?)?
-        .to_dtype(dtype)
+    centered.broadcast_div(&(var + eps)?.sqrt()?)?.to_dtype(dtype)
 }
 
 /// Softmax over the last dimension with a backward pass.
@@ -95,9 +91,8 @@ impl Dropout {
         let keep = 1.0 / (1.0 - self.p);
         // Comparing raw u32 draws against a threshold is several times cheaper than drawing floats.
         let threshold = (self.p as f64 * u32::MAX as f64) as u32;
-        let mask: Vec<f32> = (0..x.elem_count())
-            .map(|_| if ctx.rng.random::<u32>() >= threshold { keep } else { 0.0 })
-            .collect();
+        let mask: Vec<f32> =
+            (0..x.elem_count()).map(|_| if ctx.rng.random::<u32>() >= threshold { keep } else { 0.0 }).collect();
         let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
         x.mul(&mask)
     }

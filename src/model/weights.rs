@@ -29,9 +29,7 @@ const BACKBONE_PREFIXES: &[&str] = &["bert.", "deberta.", "model."];
 impl Checkpoint {
     /// Reads `model.safetensors` or `pytorch_model.bin` onto the CPU.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let is_pth = path
-            .extension()
-            .is_some_and(|e| e == "bin" || e == "pt" || e == "pth");
+        let is_pth = path.extension().is_some_and(|e| e == "bin" || e == "pt" || e == "pth");
         let raw: Vec<(String, Tensor)> = if is_pth {
             candle_core::pickle::read_all(path)
                 .map_err(|e| anyhow::anyhow!("{}: not a readable PyTorch checkpoint: {e}", path.display()))?
@@ -53,11 +51,7 @@ impl Checkpoint {
         let tensors = raw
             .into_iter()
             .map(|(name, t)| {
-                let name = BACKBONE_PREFIXES
-                    .iter()
-                    .find_map(|p| name.strip_prefix(p))
-                    .unwrap_or(&name)
-                    .to_string();
+                let name = BACKBONE_PREFIXES.iter().find_map(|p| name.strip_prefix(p)).unwrap_or(&name).to_string();
                 let name = if let Some(stem) = name.strip_suffix(".gamma") {
                     format!("{stem}.weight")
                 } else if let Some(stem) = name.strip_suffix(".beta") {
@@ -120,8 +114,8 @@ impl TrainableWeights {
         let values: Vec<f32> = match init {
             Init::Const(v) => vec![v as f32; n],
             Init::Randn { mean, stdev } => {
-                let normal = Normal::new(mean as f32, stdev as f32)
-                    .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+                let normal =
+                    Normal::new(mean as f32, stdev as f32).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
                 let mut rng = self.rng.lock().expect("weight rng poisoned");
                 (0..n).map(|_| normal.sample(&mut *rng)).collect()
             }
@@ -133,11 +127,7 @@ impl TrainableWeights {
     fn register(&self, name: &str, tensor: Tensor, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
         let var = Var::from_tensor(&tensor.to_dtype(dtype)?.to_device(dev)?)?;
         let t = var.as_tensor().clone();
-        self.varmap
-            .data()
-            .lock()
-            .expect("varmap poisoned")
-            .insert(name.to_string(), var);
+        self.varmap.data().lock().expect("varmap poisoned").insert(name.to_string(), var);
         Ok(t)
     }
 }

@@ -1,0 +1,44 @@
+//! Command-line entry points: the console by default, and headless subcommands.
+// mod encode;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sift-tui",
+    version,
+    about = "Adversarial fine-tuning research console (BERT, DeBERTa; SiFT, SMART, ALUM, R3F, FreeLB)"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Placeholder until the subcommands merge.
+    Version,
+    // Encode texts (one per line) and write the last hidden states to a safetensors file.
+    // Encode(encode::EncodeArgs),
+}
+
+/// Exit status for bad input (files, presets, arguments), as opposed to internal failures.
+pub const EXIT_BAD_INPUT: u8 = 2;
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Version) | None => {
+            Err(anyhow::anyhow!("the console is not built yet; use a subcommand (see --help)"))
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(EXIT_BAD_INPUT)
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Presets, sweeps, run directories and the results table.
+pub mod preset;
+pub mod results;

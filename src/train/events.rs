@@ -1,0 +1,80 @@
+//! The trainer's channel protocol: commands in, events out. The console and headless runs both
+//! speak it; nothing else crosses the thread boundary.
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// What the console (or a signal handler) asks of a running trainer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    Pause,
+    Resume,
+    /// Write a checkpoint at the next step boundary.
+    Checkpoint,
+    /// Checkpoint and stop after the current step.
+    Stop,
+}
+
+/// Metrics of one optimizer update.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepMetrics {
+    pub stage: String,
+    pub step: usize,
+    pub epoch: usize,
+    pub loss: f32,
+    pub task_loss: f32,
+    pub adv_kl: Option<f32>,
+    pub lr: f64,
+    pub grad_norm: f32,
+    pub samples_per_sec: f64,
+}
+
+/// Classification metrics over a whole split.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Scores {
+    pub accuracy: f64,
+    pub macro_f1: f64,
+    pub mcc: f64,
+    pub loss: f64,
+    pub examples: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalMetrics {
+    pub stage: String,
+    pub step: usize,
+    /// The split evaluated, e.g. `source-dev`, `target-test`.
+    pub split: String,
+    pub scores: Scores,
+}
+
+/// What a running trainer reports.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A stage began: `index` of `count`, with its planned number of updates.
+    Stage {
+        name: String,
+        index: usize,
+        count: usize,
+        total_steps: usize,
+    },
+    Step(StepMetrics),
+    Eval(EvalMetrics),
+    Checkpoint {
+        path: PathBuf,
+        step: usize,
+    },
+    Paused,
+    Resumed,
+    Warning(String),
+    /// The run finished; the results file is written.
+    Finished {
+        results: PathBuf,
+    },
+    /// The run stopped on request; its checkpoint is kept.
+    Stopped {
+        checkpoint: Option<PathBuf>,
+    },
+    /// The run failed; the message says why (the run directory stays for inspection).
+    Failed(String),
+}

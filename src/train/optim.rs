@@ -1,0 +1,143 @@
+//! AdamW with decoupled weight decay and state the checkpoint can save, plus gradient clipping.
+//!
+//! candle-nn's `AdamW` keeps its moments private and decays every parameter; fine-tuning recipes spare
+//! biases and LayerNorm weights, and an exact resume needs the moments.
+use std::collections::HashMap;
+
+use candle_core::backprop::GradStore;
+use candle_core::{DType, Result, Tensor, Var};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdamWConfig {
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    pub weight_decay: f64,
+}
+
+impl Default for AdamWConfig {
+    fn default() -> Self {
+        Self { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01 }
+    }
+}
+
+struct Param {
+    name: String,
+    var: Var,
+    decay: bool,
+    m: Tensor,
+    v: Tensor,
+}
+
+pub struct AdamW {
+    params: Vec<Param>,
+    config: AdamWConfig,
+    /// Updates applied so far (the bias-correction exponent).
+    steps: usize,
+}
+
+/// Biases and LayerNorm weights take no weight decay (the usual fine-tuning parameter groups).
+pub fn takes_weight_decay(name: &str) -> bool {
+    !(name.ends_with(".bias") || name.contains("LayerNorm") || name.contains("layer_norm"))
+}
+
+impl AdamW {
+    pub fn new(mut vars: Vec<(String, Var)>, config: AdamWConfig) -> Result<Self> {
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        let params = vars
+            .into_iter()
+            .map(|(name, var)| {
+                let zeros = var.as_tensor().zeros_like()?.to_dtype(DType::F32)?;
+                Ok(Param { decay: takes_weight_decay(&name), name, m: zeros.clone(), v: zeros, var })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self { params, config, steps: 0 })
+    }
+
+    pub fn steps(&self) -> usize {
+        self.steps
+    }
+
+    /// One update with learning rate `lr`. Parameters without a gradient are left untouched.
+    pub fn step(&mut self, grads: &GradStore, lr: f64) -> Result<()> {
+        self.steps += 1;
+        let c = &self.config;
+        let t = self.steps as i32;
+        let (bias1, bias2) = (1.0 - c.beta1.powi(t), 1.0 - c.beta2.powi(t));
+        for p in &mut self.params {
+            let Some(g) = grads.get(p.var.as_tensor()) else { continue };
+            let g = g.to_dtype(DType::F32)?;
+            p.m = ((&p.m * c.beta1)? + (&g * (1.0 - c.beta1))?)?;
+            p.v = ((&p.v * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?;
+            let update = ((&p.m / bias1)? / ((&p.v / bias2)?.sqrt()? + c.eps)?)?;
+            let mut w = p.var.as_tensor().to_dtype(DType::F32)?;
+            if p.decay && c.weight_decay > 0.0 {
+                w = (&w * (1.0 - lr * c.weight_decay))?;
+            }
+            let w = (w - (update * lr)?)?;
+            p.var.set(&w.to_dtype(p.var.dtype())?)?;
+        }
+        Ok(())
+    }
+
+    /// The moments by name (`m.<param>`, `v.<param>`), for a checkpoint.
+    pub fn state(&self) -> Vec<(String, Tensor)> {
+        self.params
+            .iter()
+            .flat_map(|p| [(format!("m.{}", p.name), p.m.clone()), (format!("v.{}", p.name), p.v.clone())])
+            .collect()
+    }
+
+    pub fn load_state(&mut self, tensors: &HashMap<String, Tensor>, steps: usize) -> Result<()> {
+        for p in &mut self.params {
+            let get = |key: String| {
+                tensors
+                    .get(&key)
+                    .cloned()
+                    .ok_or_else(|| candle_core::Error::Msg(format!("optimizer state lacks `{key}`")))
+            };
+            p.m = get(format!("m.{}", p.name))?.to_device(p.var.device())?;
+            p.v = get(format!("v.{}", p.name))?.to_device(p.var.device())?;
+        }
+        self.steps = steps;
+        Ok(())
+    }
+}
+
+/// The global L2 norm of all gradients.
+pub fn grad_norm(grads: &GradStore, vars: &[Var]) -> Result<f32> {
+    let mut total = 0f32;
+    for var in vars {
+        if let Some(g) = grads.get(var.as_tensor()) {
+            total += g.to_dtype(DType::F32)?.sqr()?.sum_all()?.to_scalar::<f32>()?;
+        }
+    }
+    Ok(total.sqrt())
+}
+
+/// Scales every gradient by `factor` in place.
+pub fn scale_grads(grads: &mut GradStore, vars: &[Var], factor: f64) -> Result<()> {
+    for var in vars {
+        if let Some(g) = grads.remove(var.as_tensor()) {
+            grads.insert(var.as_tensor(), (g * factor)?);
+        }
+    }
+    Ok(())
+}
+
+/// Adds the gradients of `from` into `into` (gradient accumulation).
+pub fn accumulate(into: &mut GradStore, from: GradStore, vars: &[Var]) -> Result<()> {
+    let mut from = from;
+    for var in vars {
+        if let Some(g) = from.remove(var.as_tensor()) {
+            let sum = match into.remove(var.as_tensor()) {
+                Some(acc) => (acc + g)?,
+                None => g,
+            };
+            into.insert(var.as_tensor(), sum);
+        }
+    }
+    Ok(())
+}
