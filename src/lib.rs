@@ -11,6 +11,8 @@
 pub mod atomic;
 pub mod cli;
 pub mod data;
+pub mod experiment;
+pub mod method;
 pub mod model;
 pub mod rng;
 pub mod train;

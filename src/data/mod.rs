@@ -1,2 +1,3 @@
 //! Dataset readers, label maps, splits and batching.
 pub mod batch;
+pub mod labels;

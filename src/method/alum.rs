@@ -1,0 +1,20 @@
+//! Placeholder until branch `methods` merges.
+use super::{Method, MethodName, Progress, StepOutput};
+use crate::data::batch::Batch;
+use crate::model::{Classifier, Ctx};
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AlumConfig {}
+pub struct Alum;
+impl Alum {
+    pub fn new(_: AlumConfig) -> Self {
+        Self
+    }
+}
+impl Method for Alum {
+    fn name(&self) -> MethodName {
+        MethodName::Alum
+    }
+    fn step(&mut self, _: &Classifier, _: &Batch, _: &mut Ctx, _: Progress) -> candle_core::Result<StepOutput> {
+        candle_core::bail!("not merged yet")
+    }
+}
