@@ -19,8 +19,8 @@ fn hidden_state_error(dir: &std::path::Path, fixture: &str) -> f32 {
 }
 
 #[test]
-fn bert_hidden_states_match() {
-    for name in ["bert-cls", "bert-legacy"] {
+fn hidden_states_match_for_every_family() {
+    for name in ["bert-cls", "bert-legacy", "deberta", "deberta-cls", "deberta-v2", "deberta-v3-cls"] {
         let err = hidden_state_error(&fixture_model(name), name);
         println!("{name}: max |Δ| last_hidden_state = {err:.2e}");
         assert!(err <= HIDDEN_TOL, "{name}: {err}");
@@ -85,6 +85,16 @@ fn bert_classifier_logits_and_gradients_match() {
     check_classifier("bert-cls", 3);
 }
 
+#[test]
+fn deberta_classifier_logits_and_gradients_match() {
+    check_classifier("deberta-cls", 2);
+}
+
+#[test]
+fn deberta_v3_classifier_logits_and_gradients_match() {
+    check_classifier("deberta-v3-cls", 3);
+}
+
 /// Every trainable variable receives a non-zero gradient from the classification loss (the stock
 /// candle layers silently drop most of them).
 fn assert_all_variables_get_gradients(fixture: &str, num_labels: usize) {
@@ -112,6 +122,26 @@ fn assert_all_variables_get_gradients(fixture: &str, num_labels: usize) {
 }
 
 #[test]
-fn every_bert_variable_gets_a_gradient() {
-    assert_all_variables_get_gradients("bert-cls", 3);
+fn every_variable_gets_a_gradient() {
+    for (fixture, labels) in [("bert-cls", 3), ("deberta-cls", 2), ("deberta-v3-cls", 3)] {
+        assert_all_variables_get_gradients(fixture, labels);
+    }
+}
+
+/// Dropout draws from the run's generator: the same seed repeats a training forward pass exactly,
+/// another seed changes it.
+#[test]
+fn dropout_follows_the_seed() {
+    for fixture in ["bert-cls", "deberta-cls", "deberta-v3-cls"] {
+        let exp = expected(fixture);
+        let files = ModelFiles::in_dir(&fixture_model(fixture)).unwrap();
+        let (encoder, _) = load_encoder(&files, &Device::Cpu, DType::F32).unwrap();
+        let inputs = fixture_inputs(&exp);
+        let run = |seed| {
+            let mut rng = rng::stream(seed, 1);
+            encoder.forward(&inputs, &mut Ctx::train(&mut rng)).unwrap()
+        };
+        assert_eq!(max_abs_diff(&run(1), &run(1)), 0.0, "{fixture}");
+        assert!(max_abs_diff(&run(1), &run(2)) > 1e-3, "{fixture}");
+    }
 }
