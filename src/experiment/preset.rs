@@ -1,7 +1,7 @@
 //! Presets: a TOML file describing a sweep; every combination of its lists is one run.
 use serde::{Deserialize, Serialize};
 
-use crate::data::labels::LabelMap;
+use crate::data::{LabelMap, TableSpec};
 use crate::method::{MethodName, MethodsConfig};
 use crate::train::optim::AdamWConfig;
 
@@ -33,7 +33,7 @@ pub struct Sweep {
 
 /// A dataset the project can read, by name (relative to the data directory) or as a generic table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", tag = "kind", deny_unknown_fields)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
 pub enum DatasetSpec {
     /// CoLA raw TSV; `split` is `in_domain_train`, `in_domain_dev` or `out_of_domain_dev`.
     Cola { split: String },
@@ -44,16 +44,12 @@ pub enum DatasetSpec {
         #[serde(default)]
         files: Vec<String>,
     },
-    /// Any CSV/TSV with a header and named columns.
+    /// Any CSV/TSV with a header and named text (or text-pair) and label columns.
     Table {
+        /// Relative to the data directory (or absolute).
         path: String,
-        text: String,
-        #[serde(default)]
-        pair: Option<String>,
-        label: String,
-        /// Label names in id order, when labels are strings.
-        #[serde(default)]
-        label_names: Vec<String>,
+        #[serde(flatten)]
+        table: TableSpec,
     },
 }
 
@@ -71,6 +67,10 @@ pub struct SourceConfig {
     /// The dev metric that selects the best checkpoint: `accuracy`, `macro_f1` or `mcc`.
     #[serde(default = "default_metric")]
     pub metric: Metric,
+    /// Seed of every split (source dev, target pool limit, target train/test), shared by all runs of
+    /// a sweep so that every arm sees the same examples.
+    #[serde(default)]
+    pub split_seed: u64,
     /// Further labelled sets scored with the selected model (CoLA's in- and out-of-domain dev).
     #[serde(default)]
     pub evaluate: Vec<NamedDataset>,
@@ -90,8 +90,7 @@ pub struct NamedDataset {
 pub struct TargetConfig {
     pub dataset: DatasetSpec,
     pub fractions: Vec<f64>,
-    /// Source label → target label.
-    #[serde(default)]
+    /// Source label → target label, always explicit: `hate-to-negative`, `identity` or a list.
     pub label_map: LabelMap,
     /// Limits the target pool (stratified), 0 keeps all; for quick presets.
     #[serde(default)]

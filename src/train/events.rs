@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::experiment::preset::Metric;
+
 /// What the console (or a signal handler) asks of a running trainer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {
@@ -30,13 +32,23 @@ pub struct StepMetrics {
 }
 
 /// Classification metrics over a whole split.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Scores {
     pub accuracy: f64,
     pub macro_f1: f64,
     pub mcc: f64,
     pub loss: f64,
     pub examples: usize,
+}
+
+impl Scores {
+    pub fn value(&self, metric: Metric) -> f64 {
+        match metric {
+            Metric::Accuracy => self.accuracy,
+            Metric::MacroF1 => self.macro_f1,
+            Metric::Mcc => self.mcc,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
