@@ -105,23 +105,21 @@ pub fn is_finite(x: &Tensor) -> Result<bool> {
     Ok(sum_of_squares.is_finite())
 }
 
-/// Differentiates `loss_at(δ)` with respect to the perturbation δ alone.
+/// The gradient of `loss_at(δ)` with respect to the perturbation δ alone, or `None` when it is not
+/// finite.
 ///
-/// Returns the loss and the gradient, or `None` for the gradient when it is not finite. The parameter
-/// gradients of this backward pass are dropped (Candle computes them anyway: it has no way to freeze
-/// parameters), so callers should build the loss from detached activations where they can.
+/// The parameter gradients of this backward pass are dropped (Candle computes them anyway: it has no
+/// way to freeze parameters), so callers should build the loss from detached activations where they can.
 pub fn perturbation_gradient(
     delta: &Tensor,
     loss_at: impl FnOnce(&Tensor) -> Result<Tensor>,
-) -> Result<(Tensor, Option<Tensor>)> {
+) -> Result<Option<Tensor>> {
     let delta = Var::from_tensor(delta)?;
-    let loss = loss_at(delta.as_tensor())?;
-    let grads = loss.backward()?;
-    let grad = match grads.get(delta.as_tensor()) {
-        Some(g) if is_finite(g)? => Some(g.clone()),
-        Some(_) => None,
-        // The loss does not depend on δ (e.g. a single output class): the gradient is zero.
-        None => Some(delta.as_tensor().zeros_like()?),
-    };
-    Ok((loss.detach(), grad))
+    let grads = loss_at(delta.as_tensor())?.backward()?;
+    match grads.get(delta.as_tensor()) {
+        Some(g) if is_finite(g)? => Ok(Some(g.clone())),
+        Some(_) => Ok(None),
+        // The loss does not depend on δ: the gradient is zero.
+        None => Ok(Some(delta.as_tensor().zeros_like()?)),
+    }
 }

@@ -88,7 +88,7 @@ impl Sift {
     /// δ₁: one ascent step from δ₀, or δ₀ itself when the gradient is not finite.
     fn ascend(&self, pass: &PerturbedPass, clean: &Tensor, delta: Tensor, ctx: &mut Ctx) -> Result<Tensor> {
         let clean = clean.detach();
-        let (_, grad) =
+        let grad =
             noise::perturbation_gradient(&delta, |d| self.config.ascent_loss.value(&pass.logits(d, ctx)?, &clean))?;
         match grad {
             Some(g) => delta + (noise::per_token_max_abs(&g, GRADIENT_NORM_EPS)? * self.config.learning_rate)?,
