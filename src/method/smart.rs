@@ -64,7 +64,7 @@ pub struct SmartConfig {
     pub steps: usize,
     /// η (`adv_step_size`).
     pub step_size: f64,
-    /// The denominator stabiliser of the normalisations (`adv_epsilon`), not a ball radius.
+    /// The denominator stabiliser of the unit renormalisation (`adv_epsilon`), not a ball radius.
     pub epsilon: f64,
     /// The per-token norm of the unit projection (`adv_p_norm`).
     pub norm: TokenNorm,
