@@ -1,5 +1,5 @@
 //! Command-line entry points: the console by default, and headless subcommands.
-// mod encode;
+mod encode;
 
 use std::process::ExitCode;
 
@@ -20,8 +20,8 @@ pub struct Cli {
 enum Command {
     /// Placeholder until the subcommands merge.
     Version,
-    // Encode texts (one per line) and write the last hidden states to a safetensors file.
-    // Encode(encode::EncodeArgs),
+    /// Encode texts (one per line) and write the last hidden states to a safetensors file.
+    Encode(encode::EncodeArgs),
 }
 
 /// Exit status for bad input (files, presets, arguments), as opposed to internal failures.
