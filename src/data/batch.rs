@@ -30,9 +30,19 @@ pub fn collate(rows: &[(&Encoded, u32)], pad_id: u32, device: &Device) -> Result
             );
         }
         let padding = width - row.ids.len();
-        ids.extend(row.ids.iter().copied().chain(std::iter::repeat_n(pad_id, padding)));
+        ids.extend(
+            row.ids
+                .iter()
+                .copied()
+                .chain(std::iter::repeat_n(pad_id, padding)),
+        );
         mask.extend(std::iter::repeat_n(1, row.ids.len()).chain(std::iter::repeat_n(0, padding)));
-        type_ids.extend(row.type_ids.iter().copied().chain(std::iter::repeat_n(0, padding)));
+        type_ids.extend(
+            row.type_ids
+                .iter()
+                .copied()
+                .chain(std::iter::repeat_n(0, padding)),
+        );
     }
     let shape = (rows.len(), width);
     let labels: Vec<u32> = rows.iter().map(|&(_, label)| label).collect();

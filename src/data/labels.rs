@@ -123,7 +123,10 @@ mod tests {
         let map = LabelMap::HateToNegative;
         assert_eq!(map.apply_all(&[0, 1, 0]).unwrap(), vec![1, 0, 1]);
         let error = map.apply(2).unwrap_err().to_string();
-        assert!(error.contains("label 2") && error.contains("hate-to-negative"), "{error}");
+        assert!(
+            error.contains("label 2") && error.contains("hate-to-negative"),
+            "{error}"
+        );
         assert_eq!(LabelMap::Identity.apply(7).unwrap(), 7);
     }
 }

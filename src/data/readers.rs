@@ -77,7 +77,13 @@ pub fn read_cola(path: impl AsRef<Path>) -> Result<Dataset, DataError> {
         })
         .collect::<Result<_, DataError>>()?;
     let name = format!("cola/{}", file_stem(path));
-    Ok(Dataset::new(name, path, examples, &COLA_LABELS, source.into_warnings()))
+    Ok(Dataset::new(
+        name,
+        path,
+        examples,
+        &COLA_LABELS,
+        source.into_warnings(),
+    ))
 }
 
 /// Reads the Twitter hate-speech `train.csv` (`id,label,tweet`); tweets are kept byte for byte,
@@ -116,7 +122,13 @@ pub fn read_uci_sentiment(path: impl AsRef<Path>) -> Result<Dataset, DataError> 
         }
         warnings.extend(source.into_warnings());
     }
-    Ok(Dataset::new(name, path, examples, &UCI_SENTIMENT_LABELS, warnings))
+    Ok(Dataset::new(
+        name,
+        path,
+        examples,
+        &UCI_SENTIMENT_LABELS,
+        warnings,
+    ))
 }
 
 /// The sentence may hold tabs of its own, so the label is whatever follows the last one.
@@ -152,7 +164,13 @@ pub fn read_table(path: impl AsRef<Path>, spec: &TableSpec) -> Result<Dataset, D
     }
     let names: Vec<&str> = spec.label_names.iter().map(String::as_str).collect();
     let name = file_stem(path);
-    Ok(Dataset::new(name, path, examples, &names, source.into_warnings()))
+    Ok(Dataset::new(
+        name,
+        path,
+        examples,
+        &names,
+        source.into_warnings(),
+    ))
 }
 
 /// The positions of a table's columns, found in its header.
@@ -222,14 +240,18 @@ fn parse_index(value: &str, column: &str, classes: usize) -> Result<u32, Problem
 fn parse_name(value: &str, column: &str, names: &[String]) -> Result<u32, Problem> {
     let value = value.trim();
     let index = names.iter().position(|name| name == value);
-    index.map(|i| i as u32).ok_or_else(|| Problem::UnknownLabel {
-        column: column.to_owned(),
-        value: value.to_owned(),
-        known: names.to_vec(),
-    })
+    index
+        .map(|i| i as u32)
+        .ok_or_else(|| Problem::UnknownLabel {
+            column: column.to_owned(),
+            value: value.to_owned(),
+            known: names.to_vec(),
+        })
 }
 
 fn file_stem(path: &Path) -> String {
-    path.file_stem()
-        .map_or_else(|| path.display().to_string(), |stem| stem.to_string_lossy().into_owned())
+    path.file_stem().map_or_else(
+        || path.display().to_string(),
+        |stem| stem.to_string_lossy().into_owned(),
+    )
 }

@@ -107,7 +107,10 @@ impl Source {
             let line = record.position().map_or(1, |p| p.line() as usize);
             let end_line = line + record.iter().flatten().filter(|&&b| b == b'\n').count();
             if end_line > line {
-                self.warn(line, &format!("a quoted field spans lines {line}-{end_line}"));
+                self.warn(
+                    line,
+                    &format!("a quoted field spans lines {line}-{end_line}"),
+                );
             }
             let fields = record
                 .iter()
@@ -124,7 +127,8 @@ impl Source {
         let left_out = self.warned_lines.saturating_sub(MAX_LINE_WARNINGS);
         if left_out > 0 {
             let path = self.path.display();
-            self.warnings.push(format!("{path}: {left_out} more warnings left out"));
+            self.warnings
+                .push(format!("{path}: {left_out} more warnings left out"));
         }
         self.warnings
     }
