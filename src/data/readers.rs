@@ -61,21 +61,10 @@ pub struct TableSpec {
 pub fn read_cola(path: impl AsRef<Path>) -> Result<Dataset, DataError> {
     let path = path.as_ref();
     let mut source = Source::open(path)?;
-    let examples = source
-        .delimited_lines('\t')
-        .into_iter()
-        .map(|record| {
-            let line = record.line;
-            let [_source, label, _mark, sentence] = <[String; 4]>::try_from(record.fields)
-                .map_err(|fields| {
-                    let found = fields.len();
-                    source.error(line, Problem::ColumnCount { expected: 4, found })
-                })?;
-            let label = parse_index(&label, LABEL_COLUMN, COLA_LABELS.len())
-                .map_err(|problem| source.error(line, problem))?;
-            Ok(Example::single(sentence, label))
-        })
-        .collect::<Result<_, DataError>>()?;
+    let mut examples = Vec::new();
+    for Record { line, fields } in source.delimited_lines('\t') {
+        examples.push(cola_example(fields).map_err(|problem| source.error(line, problem))?);
+    }
     let name = format!("cola/{}", file_stem(path));
     Ok(Dataset::new(
         name,
@@ -84,6 +73,16 @@ pub fn read_cola(path: impl AsRef<Path>) -> Result<Dataset, DataError> {
         &COLA_LABELS,
         source.into_warnings(),
     ))
+}
+
+fn cola_example(fields: Vec<String>) -> Result<Example, Problem> {
+    let [_source, label, _mark, sentence] =
+        <[String; 4]>::try_from(fields).map_err(|fields| Problem::ColumnCount {
+            expected: 4,
+            found: fields.len(),
+        })?;
+    let label = parse_index(&label, LABEL_COLUMN, COLA_LABELS.len())?;
+    Ok(Example::single(sentence, label))
 }
 
 /// Reads the Twitter hate-speech `train.csv` (`id,label,tweet`); tweets are kept byte for byte,
