@@ -9,8 +9,7 @@ use std::path::{Path, PathBuf};
 use super::error::{DataError, Problem};
 
 const BYTE_ORDER_MARK: &[u8] = b"\xEF\xBB\xBF";
-/// Line-level warnings kept per file; a summary line counts the rest, so a garbled file cannot
-/// flood the console.
+/// Line warnings kept per file.
 const MAX_LINE_WARNINGS: usize = 20;
 
 /// One record of a file: its 1-based starting line and its fields.
@@ -24,8 +23,7 @@ pub(crate) struct Record {
 pub(crate) struct Source {
     pub path: PathBuf,
     bytes: Vec<u8>,
-    warnings: Vec<String>,
-    warned_lines: usize,
+    warnings: Warnings,
 }
 
 impl Source {
@@ -41,8 +39,7 @@ impl Source {
         let source = Self {
             path: path.to_path_buf(),
             bytes,
-            warnings: Vec::new(),
-            warned_lines: 0,
+            warnings: Warnings::new(path),
         };
         if let Some(offset) = source.bytes.iter().position(|&b| b == 0) {
             return Err(source.error(line_at(&source.bytes, offset), Problem::Binary));
@@ -75,16 +72,14 @@ impl Source {
 
     /// The non-blank lines, as in [`Source::delimited_lines`], unsplit.
     pub fn lines(&mut self) -> Vec<(usize, String)> {
-        let bytes = std::mem::take(&mut self.bytes);
-        let lines = bytes
+        let warnings = &mut self.warnings;
+        self.bytes
             .split(|&b| b == b'\n')
             .enumerate()
             .map(|(i, raw)| (i + 1, raw.strip_suffix(b"\r").unwrap_or(raw)))
             .filter(|(_, raw)| !raw.is_empty())
-            .map(|(line, raw)| (line, self.decode(line, raw).into_owned()))
-            .collect();
-        self.bytes = bytes;
-        lines
+            .map(|(line, raw)| (line, warnings.decode(line, raw).into_owned()))
+            .collect()
     }
 
     /// The CSV records with RFC 4180 quoting, the header included.
@@ -92,47 +87,68 @@ impl Source {
         if let Some(line) = unclosed_quote_line(&self.bytes, delimiter) {
             return Err(self.error(line, Problem::UnclosedQuote));
         }
-        let bytes = std::mem::take(&mut self.bytes);
         let mut reader = csv::ReaderBuilder::new()
             .delimiter(delimiter)
             .has_headers(false)
             .flexible(true)
-            .from_reader(bytes.as_slice());
+            .from_reader(self.bytes.as_slice());
         let mut records = Vec::new();
         for result in reader.byte_records() {
             let record = result.map_err(|e| {
                 let line = e.position().map_or(1, |p| p.line() as usize);
-                self.error(line, Problem::Csv(e.to_string()))
+                DataError::Parse {
+                    path: self.path.clone(),
+                    line,
+                    problem: Problem::Csv(e.to_string()),
+                }
             })?;
             let line = record.position().map_or(1, |p| p.line() as usize);
             let end_line = line + record.iter().flatten().filter(|&&b| b == b'\n').count();
             if end_line > line {
-                self.warn(
-                    line,
-                    &format!("a quoted field spans lines {line}-{end_line}"),
-                );
+                let message = format!("a quoted field spans lines {line}-{end_line}");
+                self.warnings.warn(line, &message);
             }
             let fields = record
                 .iter()
-                .map(|field| self.decode(line, field).into_owned())
+                .map(|field| self.warnings.decode(line, field).into_owned())
                 .collect();
             records.push(Record { line, fields });
         }
-        self.bytes = bytes;
         Ok(records)
     }
 
-    /// The warnings raised so far, with a summary of those left out.
-    pub fn into_warnings(mut self) -> Vec<String> {
-        let left_out = self.warned_lines.saturating_sub(MAX_LINE_WARNINGS);
-        if left_out > 0 {
-            let path = self.path.display();
-            self.warnings
-                .push(format!("{path}: {left_out} more warnings left out"));
+    /// The warnings raised while decoding the file.
+    pub fn into_warnings(self) -> Vec<String> {
+        self.warnings.into_lines()
+    }
+}
+
+/// Warnings about lines of one file. Only the first [`MAX_LINE_WARNINGS`] are kept, and a summary
+/// line counts the rest, so a garbled file cannot flood the console.
+struct Warnings {
+    path: PathBuf,
+    kept: Vec<String>,
+    raised: usize,
+}
+
+impl Warnings {
+    fn new(path: &Path) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            kept: Vec::new(),
+            raised: 0,
         }
-        self.warnings
     }
 
+    fn warn(&mut self, line: usize, message: &str) {
+        self.raised += 1;
+        if self.raised <= MAX_LINE_WARNINGS {
+            let path = self.path.display();
+            self.kept.push(format!("{path}:{line}: {message}"));
+        }
+    }
+
+    /// The text of `raw`, with invalid UTF-8 replaced by U+FFFD and reported.
     fn decode<'a>(&mut self, line: usize, raw: &'a [u8]) -> Cow<'a, str> {
         let text = String::from_utf8_lossy(raw);
         if let Cow::Owned(_) = text {
@@ -141,12 +157,14 @@ impl Source {
         text
     }
 
-    fn warn(&mut self, line: usize, message: &str) {
-        self.warned_lines += 1;
-        if self.warned_lines <= MAX_LINE_WARNINGS {
+    fn into_lines(mut self) -> Vec<String> {
+        let left_out = self.raised.saturating_sub(MAX_LINE_WARNINGS);
+        if left_out > 0 {
             let path = self.path.display();
-            self.warnings.push(format!("{path}:{line}: {message}"));
+            self.kept
+                .push(format!("{path}: {left_out} more warnings left out"));
         }
+        self.kept
     }
 }
 
