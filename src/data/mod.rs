@@ -19,8 +19,8 @@ pub use readers::{
     read_cola, read_table, read_twitter_hate, read_uci_sentiment, Delimiter, LabelValues,
     TableSpec, UCI_SENTIMENT_FILES,
 };
-pub use sampler::EpochSampler;
-pub use split::stratified_split;
+pub use sampler::{EpochSampler, SAMPLER_STREAM};
+pub use split::{stratified_split, SPLIT_STREAM};
 
 /// The environment variable that points at the data directory.
 pub const DATA_DIR_ENV: &str = "SIFT_DATA_DIR";
