@@ -1,10 +1,57 @@
-//! Batching (placeholder type; the data module defines the real collation).
-use candle_core::Tensor;
+//! Padding tokenized rows into the tensors of one batch.
+use candle_core::{Device, Result, Tensor};
 
+use crate::model::tokenizer::Encoded;
 use crate::model::Inputs;
 
+/// One batch on the model's device.
+#[derive(Debug, Clone)]
 pub struct Batch {
     pub inputs: Inputs,
-    /// `u32` `[B]`.
+    /// Class labels, `u32` `[B]`.
     pub labels: Tensor,
+}
+
+/// Pads `rows` to the longest one: `pad_id` for ids, 0 for token types and the attention mask.
+pub fn collate(rows: &[(&Encoded, u32)], pad_id: u32, device: &Device) -> Result<Batch> {
+    if rows.is_empty() {
+        candle_core::bail!("cannot collate an empty batch");
+    }
+    let width = rows.iter().map(|(row, _)| row.ids.len()).max().unwrap_or(0);
+    let mut ids = Vec::with_capacity(rows.len() * width);
+    let mut mask: Vec<u32> = Vec::with_capacity(rows.len() * width);
+    let mut type_ids = Vec::with_capacity(rows.len() * width);
+    for (row, _) in rows {
+        if row.type_ids.len() != row.ids.len() {
+            candle_core::bail!(
+                "encoded row has {} ids but {} type ids",
+                row.ids.len(),
+                row.type_ids.len()
+            );
+        }
+        let padding = width - row.ids.len();
+        ids.extend(
+            row.ids
+                .iter()
+                .copied()
+                .chain(std::iter::repeat_n(pad_id, padding)),
+        );
+        mask.extend(std::iter::repeat_n(1, row.ids.len()).chain(std::iter::repeat_n(0, padding)));
+        type_ids.extend(
+            row.type_ids
+                .iter()
+                .copied()
+                .chain(std::iter::repeat_n(0, padding)),
+        );
+    }
+    let shape = (rows.len(), width);
+    let labels: Vec<u32> = rows.iter().map(|&(_, label)| label).collect();
+    Ok(Batch {
+        inputs: Inputs {
+            input_ids: Tensor::from_vec(ids, shape, device)?,
+            attention_mask: Tensor::from_vec(mask, shape, device)?,
+            token_type_ids: Tensor::from_vec(type_ids, shape, device)?,
+        },
+        labels: Tensor::new(labels, device)?,
+    })
 }
