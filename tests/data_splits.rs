@@ -97,7 +97,7 @@ fn collate_pads_to_the_longest_row() -> candle_core::Result<()> {
         ids: vec![101, 102],
         type_ids: vec![0, 0],
     };
-    let batch = collate(&[(&long, 1), (&short, 0)], 3, &Device::Cpu)?;
+    let batch = collate(&[(&long, 1), (&short, 0)], 3, None, &Device::Cpu)?;
     let inputs = &batch.inputs;
     for tensor in [
         &inputs.input_ids,
@@ -120,6 +120,6 @@ fn collate_pads_to_the_longest_row() -> candle_core::Result<()> {
         [[0, 0, 1, 1], [0, 0, 0, 0]]
     );
     assert_eq!(batch.labels.to_vec1::<u32>()?, [1, 0]);
-    assert!(collate(&[], 0, &Device::Cpu).is_err());
+    assert!(collate(&[], 0, None, &Device::Cpu).is_err());
     Ok(())
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use candle_core::{DType, Tensor};
 
-use crate::data::batch::collate;
+use crate::data::collate;
 use crate::model::resolve::resolve_model;
 use crate::model::tokenizer::TextTokenizer;
 use crate::model::{load_encoder, select_device, Ctx, ModelFiles};

@@ -12,12 +12,14 @@ pub struct Batch {
     pub labels: Tensor,
 }
 
-/// Pads `rows` to the longest one: `pad_id` for ids, 0 for token types and the attention mask.
-pub fn collate(rows: &[(&Encoded, u32)], pad_id: u32, device: &Device) -> Result<Batch> {
+/// Pads `rows` to the longest one (or to `min_width` if that is longer, so that chunks of one
+/// padded set line up): `pad_id` for ids, 0 for token types and the attention mask.
+pub fn collate(rows: &[(&Encoded, u32)], pad_id: u32, min_width: Option<usize>, device: &Device) -> Result<Batch> {
     if rows.is_empty() {
         candle_core::bail!("cannot collate an empty batch");
     }
-    let width = rows.iter().map(|(row, _)| row.ids.len()).max().unwrap_or(0);
+    let longest = rows.iter().map(|(row, _)| row.ids.len()).max().unwrap_or(0);
+    let width = longest.max(min_width.unwrap_or(0));
     let mut ids = Vec::with_capacity(rows.len() * width);
     let mut mask: Vec<u32> = Vec::with_capacity(rows.len() * width);
     let mut type_ids = Vec::with_capacity(rows.len() * width);

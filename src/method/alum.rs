@@ -23,7 +23,7 @@ use super::noise::{self, TokenNorm};
 use super::smart::{clean_pass_at_embedding, logits_at_embedding, EmbeddingAscent, NoiseStep};
 use super::standard::{differentiate, Standard};
 use super::{Method, MethodName, Progress, StepOutput};
-use crate::data::batch::Batch;
+use crate::data::Batch;
 use crate::model::{Classifier, Ctx};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::divergence::{cross_entropy, scalar};
 use super::noise;
 use super::{Method, MethodName, Progress, StepOutput};
-use crate::data::batch::Batch;
+use crate::data::Batch;
 use crate::model::{Classifier, Ctx, Inputs, Start};
 use crate::rng::Rng;
 

@@ -17,7 +17,7 @@ use candle_core::backprop::GradStore;
 use candle_core::{Result, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::data::batch::Batch;
+use crate::data::Batch;
 use crate::model::{Classifier, Ctx, Inputs};
 
 /// The methods a sweep can name.

@@ -14,7 +14,7 @@ use super::divergence::{cross_entropy, skl_full, Reduction};
 use super::noise;
 use super::standard::differentiate;
 use super::{Method, MethodName, Progress, StepOutput};
-use crate::data::batch::Batch;
+use crate::data::Batch;
 use crate::model::{Classifier, Ctx, Start};
 
 /// The distribution of R3F's noise.

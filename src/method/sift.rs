@@ -28,7 +28,7 @@ use super::divergence::{cross_entropy, kl_sg, skl_sg, squared_error, Reduction};
 use super::noise;
 use super::standard::differentiate;
 use super::{Method, MethodName, Progress, StepOutput};
-use crate::data::batch::Batch;
+use crate::data::Batch;
 use crate::model::nn::normalize;
 use crate::model::{Classifier, Ctx, Inputs, Start};
 

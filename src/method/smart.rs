@@ -38,7 +38,7 @@ use super::divergence::{cross_entropy, skl_full, skl_sg, stable_kl, Reduction};
 use super::noise::{self, TokenNorm};
 use super::standard::differentiate;
 use super::{Method, MethodName, Progress, StepOutput};
-use crate::data::batch::Batch;
+use crate::data::Batch;
 use crate::model::{Classifier, Ctx, Inputs, Start};
 
 /// How the ascent step bounds the noise.

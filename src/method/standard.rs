@@ -3,7 +3,7 @@ use candle_core::{Result, Tensor};
 
 use super::divergence::{cross_entropy, scalar};
 use super::{Method, MethodName, Progress, StepOutput};
-use crate::data::batch::Batch;
+use crate::data::Batch;
 use crate::model::{Classifier, Ctx};
 
 pub struct Standard;
