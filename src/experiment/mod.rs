@@ -1,3 +1,5 @@
 //! Presets, sweeps, run directories and the results table.
+mod load;
 pub mod preset;
 pub mod results;
+pub mod sweep;
