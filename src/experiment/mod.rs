@@ -2,4 +2,5 @@
 mod load;
 pub mod preset;
 pub mod results;
+pub mod rundir;
 pub mod sweep;
