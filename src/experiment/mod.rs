@@ -4,3 +4,4 @@ pub mod preset;
 pub mod results;
 pub mod rundir;
 pub mod sweep;
+pub mod table;
