@@ -1,5 +1,7 @@
 //! Command-line entry points: the console by default, and headless subcommands.
 // mod encode;
+mod slurm;
+mod table;
 
 use std::process::ExitCode;
 
@@ -22,6 +24,10 @@ enum Command {
     Version,
     // Encode texts (one per line) and write the last hidden states to a safetensors file.
     // Encode(encode::EncodeArgs),
+    /// Print the results table of a runs directory (mean ± std over seeds, differences from standard).
+    Table(table::TableArgs),
+    /// Print an sbatch job-array script with one task per run of a preset.
+    Slurm(slurm::SlurmArgs),
 }
 
 /// Exit status for bad input (files, presets, arguments), as opposed to internal failures.
@@ -33,6 +39,8 @@ pub fn main() -> ExitCode {
         Some(Command::Version) | None => {
             Err(anyhow::anyhow!("the console is not built yet; use a subcommand (see --help)"))
         }
+        Some(Command::Table(args)) => table::run(&args),
+        Some(Command::Slurm(args)) => slurm::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
