@@ -1,5 +1,8 @@
 //! Command-line entry points: the console by default, and headless subcommands.
 mod encode;
+mod run;
+mod slurm;
+mod table;
 
 use std::process::ExitCode;
 
@@ -18,10 +21,16 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Placeholder until the subcommands merge.
-    Version,
+    /// Run a preset's sweep headless (or one run of it with --only), writing run directories.
+    Run(run::RunArgs),
+    /// Continue a run from its newest valid checkpoint.
+    Resume(run::ResumeArgs),
+    /// Print the results table of a runs directory (mean ± std over seeds, differences from standard).
+    Table(table::TableArgs),
     /// Encode texts (one per line) and write the last hidden states to a safetensors file.
     Encode(encode::EncodeArgs),
+    /// Print an sbatch job-array script with one task per run of a preset.
+    Slurm(slurm::SlurmArgs),
 }
 
 /// Exit status for bad input (files, presets, arguments), as opposed to internal failures.
@@ -30,9 +39,12 @@ pub const EXIT_BAD_INPUT: u8 = 2;
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Some(Command::Version) | None => {
-            Err(anyhow::anyhow!("the console is not built yet; use a subcommand (see --help)"))
-        }
+        None => Err(anyhow::anyhow!("the console is not built yet; use a subcommand (see --help)")),
+        Some(Command::Run(args)) => run::run(&args),
+        Some(Command::Resume(args)) => run::resume(&args),
+        Some(Command::Table(args)) => table::run(&args),
+        Some(Command::Encode(args)) => encode::run(&args),
+        Some(Command::Slurm(args)) => slurm::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,3 +1,7 @@
 //! Presets, sweeps, run directories and the results table.
+mod load;
 pub mod preset;
 pub mod results;
+pub mod rundir;
+pub mod sweep;
+pub mod table;
