@@ -12,4 +12,3 @@ pub fn stream(seed: u64, stream: u64) -> Rng {
     rng.set_stream(stream);
     rng
 }
-

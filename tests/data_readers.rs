@@ -4,9 +4,9 @@ use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
 use sift_tui::data::{
-    data_dir, read_cola, read_table, read_twitter_hate, read_uci_sentiment, DataError, Dataset,
-    Delimiter, LabelValues, TableSpec, COLA_DEV_PATH, COLA_OUT_OF_DOMAIN_DEV_PATH, COLA_TRAIN_PATH,
-    DATA_DIR_ENV, TWITTER_HATE_TRAIN_PATH, UCI_SENTIMENT_FILES, UCI_SENTIMENT_PATH,
+    data_dir, read_cola, read_table, read_twitter_hate, read_uci_sentiment, DataError, Dataset, Delimiter, LabelValues,
+    TableSpec, COLA_DEV_PATH, COLA_OUT_OF_DOMAIN_DEV_PATH, COLA_TRAIN_PATH, DATA_DIR_ENV, TWITTER_HATE_TRAIN_PATH,
+    UCI_SENTIMENT_FILES, UCI_SENTIMENT_PATH,
 };
 
 /// The data directory, or `None` (with the reason printed) when the real datasets are not here.
@@ -39,10 +39,7 @@ fn cola_files_have_the_published_counts() {
     }
     let train = read_cola(dir.join(COLA_TRAIN_PATH)).unwrap();
     let first = &train.examples[0];
-    assert_eq!(
-        first.text,
-        "Our friends won't buy this analysis, let alone the next one we propose."
-    );
+    assert_eq!(first.text, "Our friends won't buy this analysis, let alone the next one we propose.");
     assert_eq!((first.label, &first.pair), (1, &None));
 }
 
@@ -53,13 +50,13 @@ fn twitter_hate_has_the_published_counts_and_exact_text() {
     assert_clean(&dataset, 31962, &[29720, 2242]);
     assert_eq!(dataset.label_names, ["non-hate", "hate"]);
     let texts: Vec<&str> = dataset.examples.iter().map(|e| e.text.as_str()).collect();
-    assert_eq!(texts[0], " @user when a father is dysfunctional and is so selfish he drags his kids into his dysfunction.   #run");
+    assert_eq!(
+        texts[0],
+        " @user when a father is dysfunctional and is so selfish he drags his kids into his dysfunction.   #run"
+    );
     assert_eq!(texts[2], "  bihday your majesty");
     // Row 20 is a quoted field with a comma and a trailing space.
-    assert_eq!(
-        texts[19],
-        "as we all know, essential oils are not made of chemicals. "
-    );
+    assert_eq!(texts[19], "as we all know, essential oils are not made of chemicals. ");
     assert_eq!(dataset.take_first(4000).len(), 4000);
 }
 
@@ -72,21 +69,10 @@ fn uci_sentiment_has_1000_rows_per_file() {
     assert_eq!(all.label_names, ["negative", "positive"]);
     for file in UCI_SENTIMENT_FILES {
         // imdb parses as 748 rows with CSV quoting; it has 1000.
-        assert_clean(
-            &read_uci_sentiment(dir.join(file)).unwrap(),
-            1000,
-            &[500, 500],
-        );
+        assert_clean(&read_uci_sentiment(dir.join(file)).unwrap(), 1000, &[500, 500]);
     }
-    let next_lines = all
-        .examples
-        .iter()
-        .map(|e| e.text.matches('\u{85}').count());
-    assert_eq!(
-        next_lines.sum::<usize>(),
-        2,
-        "U+0085 stays inside its sentences"
-    );
+    let next_lines = all.examples.iter().map(|e| e.text.matches('\u{85}').count());
+    assert_eq!(next_lines.sum::<usize>(), 2, "U+0085 stays inside its sentences");
 }
 
 /// A file named `name` with `contents` in a fresh temporary directory.
@@ -102,10 +88,7 @@ fn assert_error(result: Result<Dataset, DataError>, path: &Path, line: usize, ca
     let message = result.expect_err("malformed input must fail").to_string();
     let name = path.file_name().unwrap().to_str().unwrap();
     let location = format!("{name}:{line}: ");
-    assert!(
-        message.contains(&location),
-        "`{message}` lacks `{location}`"
-    );
+    assert!(message.contains(&location), "`{message}` lacks `{location}`");
     assert!(message.contains(cause), "`{message}` lacks `{cause}`");
     assert!(!message.contains('\n'), "`{message}` spans lines");
 }
@@ -124,37 +107,12 @@ fn sentiment_table(delimiter: Delimiter, label_values: LabelValues) -> TableSpec
 #[test]
 fn malformed_csv_errors_name_file_and_line() {
     let cases: [(&str, &[u8], usize, &str); 7] = [
-        (
-            "quote.csv",
-            b"id,label,tweet\n1,0,ok\n2,1,\"never closed\n3,0,x\n",
-            3,
-            "unbalanced quotes",
-        ),
-        (
-            "columns.csv",
-            b"id,label,tweet\n1,0,a\n2,1\n",
-            3,
-            "expected 3 columns, found 2",
-        ),
-        (
-            "word.csv",
-            b"id,label,tweet\n1,0,a\n2,yes,b\n",
-            3,
-            "label \"yes\" is not a non-negative integer",
-        ),
-        (
-            "range.csv",
-            b"id,label,tweet\n1,2,a\n",
-            2,
-            "label 2 is out of range",
-        ),
+        ("quote.csv", b"id,label,tweet\n1,0,ok\n2,1,\"never closed\n3,0,x\n", 3, "unbalanced quotes"),
+        ("columns.csv", b"id,label,tweet\n1,0,a\n2,1\n", 3, "expected 3 columns, found 2"),
+        ("word.csv", b"id,label,tweet\n1,0,a\n2,yes,b\n", 3, "label \"yes\" is not a non-negative integer"),
+        ("range.csv", b"id,label,tweet\n1,2,a\n", 2, "label 2 is out of range"),
         ("empty.csv", b"", 1, "empty"),
-        (
-            "header.csv",
-            b"\xEF\xBB\xBFid,label,tweet\r\n",
-            2,
-            "no data rows",
-        ),
+        ("header.csv", b"\xEF\xBB\xBFid,label,tweet\r\n", 2, "no data rows"),
         ("binary.csv", b"id,label,tweet\n1,0,a\0b\n", 2, "NUL"),
     ];
     for (name, contents, line, cause) in cases {
@@ -169,25 +127,13 @@ fn malformed_csv_errors_name_file_and_line() {
 fn malformed_tables_errors_name_file_and_line() {
     let by_name = sentiment_table(Delimiter::Comma, LabelValues::Name);
     let (_dir, path) = file("names.csv", b"text,label\nhi,positive\nho,meh\n");
-    assert_error(
-        read_table(&path, &by_name),
-        &path,
-        3,
-        "unknown label \"meh\"",
-    );
+    assert_error(read_table(&path, &by_name), &path, 3, "unknown label \"meh\"");
     let (_dir, path) = file("missing.csv", b"sentence,label\nhi,positive\n");
     assert_error(read_table(&path, &by_name), &path, 1, "no column \"text\"");
     let (_dir, path) = file("missing.tsv", b"text\tlabel\nhi\t1\n");
-    let pair = TableSpec {
-        pair_column: Some("hypothesis".into()),
-        ..sentiment_table(Delimiter::Tab, LabelValues::Index)
-    };
-    assert_error(
-        read_table(&path, &pair),
-        &path,
-        1,
-        "no column \"hypothesis\"",
-    );
+    let pair =
+        TableSpec { pair_column: Some("hypothesis".into()), ..sentiment_table(Delimiter::Tab, LabelValues::Index) };
+    assert_error(read_table(&path, &pair), &path, 1, "no column \"hypothesis\"");
 }
 
 #[test]
@@ -195,30 +141,19 @@ fn malformed_tsv_errors_name_file_and_line() {
     let (_dir, path) = file("cola.tsv", b"a\t1\t\tGood.\nb\t1\tBad.\n");
     assert_error(read_cola(&path), &path, 2, "expected 4 columns, found 3");
     let (_dir, path) = file("cola.tsv", b"a\t1\t\tGood.\n\nb\tone\t*\tBad.\n");
-    assert_error(
-        read_cola(&path),
-        &path,
-        3,
-        "label \"one\" is not a non-negative integer",
-    );
+    assert_error(read_cola(&path), &path, 3, "label \"one\" is not a non-negative integer");
     let (_dir, path) = file("uci.txt", b"Good.\t1\nNo tab here.\n");
     assert_error(read_uci_sentiment(&path), &path, 2, "found no tab");
     let (_dir, path) = file("uci.txt", b"Good.\t1\nBad.\t-1\n");
     assert_error(read_uci_sentiment(&path), &path, 2, "label \"-1\"");
     let (dir, _path) = file("amazon_cells_labelled.txt", b"Good.\t1\n");
     let message = read_uci_sentiment(dir.path()).unwrap_err().to_string();
-    assert!(
-        message.contains("imdb_labelled.txt") && !message.contains('\n'),
-        "{message}"
-    );
+    assert!(message.contains("imdb_labelled.txt") && !message.contains('\n'), "{message}");
 }
 
 #[test]
 fn byte_order_mark_and_crlf_are_accepted() {
-    let (_dir, path) = file(
-        "tweets.csv",
-        b"\xEF\xBB\xBFid,label,tweet\r\n1,0, hello \r\n2,1,\"a, \"\"b\"\"\"\r\n",
-    );
+    let (_dir, path) = file("tweets.csv", b"\xEF\xBB\xBFid,label,tweet\r\n1,0, hello \r\n2,1,\"a, \"\"b\"\"\"\r\n");
     let tweets = read_twitter_hate(&path).unwrap();
     let texts: Vec<&str> = tweets.examples.iter().map(|e| e.text.as_str()).collect();
     assert_eq!(texts, [" hello ", "a, \"b\""]);
@@ -227,15 +162,9 @@ fn byte_order_mark_and_crlf_are_accepted() {
 
     let (_dir, path) = file("cola.tsv", b"\xEF\xBB\xBFsrc\t0\t*\t\"Odd.\r\n");
     let cola = read_cola(&path).unwrap();
-    assert_eq!(
-        (cola.examples[0].text.as_str(), cola.examples[0].label),
-        ("\"Odd.", 0)
-    );
+    assert_eq!((cola.examples[0].text.as_str(), cola.examples[0].label), ("\"Odd.", 0));
 
-    let (_dir, path) = file(
-        "pairs.tsv",
-        b"\xEF\xBB\xBFpremise\thypothesis\tlabel\r\nA \"b\tC\tpositive\r\n",
-    );
+    let (_dir, path) = file("pairs.tsv", b"\xEF\xBB\xBFpremise\thypothesis\tlabel\r\nA \"b\tC\tpositive\r\n");
     let spec = TableSpec {
         text_column: "premise".into(),
         pair_column: Some("hypothesis".into()),
@@ -243,28 +172,14 @@ fn byte_order_mark_and_crlf_are_accepted() {
     };
     let pairs = read_table(&path, &spec).unwrap();
     let example = &pairs.examples[0];
-    assert_eq!(
-        (
-            example.text.as_str(),
-            example.pair.as_deref(),
-            example.label
-        ),
-        ("A \"b", Some("C"), 1)
-    );
+    assert_eq!((example.text.as_str(), example.pair.as_deref(), example.label), ("A \"b", Some("C"), 1));
 }
 
 #[test]
 fn uci_lines_split_on_newline_and_the_last_tab_only() {
-    let (_dir, path) = file(
-        "uci.txt",
-        "\u{feff}A\u{85}B \"quoted\t1\r\nwith\ttab\t0\n".as_bytes(),
-    );
+    let (_dir, path) = file("uci.txt", "\u{feff}A\u{85}B \"quoted\t1\r\nwith\ttab\t0\n".as_bytes());
     let dataset = read_uci_sentiment(&path).unwrap();
-    let rows: Vec<(&str, u32)> = dataset
-        .examples
-        .iter()
-        .map(|e| (e.text.as_str(), e.label))
-        .collect();
+    let rows: Vec<(&str, u32)> = dataset.examples.iter().map(|e| (e.text.as_str(), e.label)).collect();
     assert_eq!(rows, [("A\u{85}B \"quoted", 1), ("with\ttab", 0)]);
 }
 
@@ -274,19 +189,11 @@ fn invalid_utf8_is_decoded_lossily_with_a_warning() {
     let dataset = read_twitter_hate(&path).unwrap();
     assert_eq!(dataset.examples[1].text, "caf\u{fffd}");
     assert_eq!(dataset.warnings.len(), 1);
-    assert!(
-        dataset.warnings[0].contains("latin1.csv:3: invalid UTF-8"),
-        "{:?}",
-        dataset.warnings
-    );
+    assert!(dataset.warnings[0].contains("latin1.csv:3: invalid UTF-8"), "{:?}", dataset.warnings);
 
     let (_dir, path) = file("latin1.txt", b"ok\t1\ncaf\xE9\t0\n");
     let dataset = read_uci_sentiment(&path).unwrap();
-    assert!(
-        dataset.warnings[0].contains("latin1.txt:2: invalid UTF-8"),
-        "{:?}",
-        dataset.warnings
-    );
+    assert!(dataset.warnings[0].contains("latin1.txt:2: invalid UTF-8"), "{:?}", dataset.warnings);
 }
 
 /// Bytes drawn mostly from the characters the parsers care about, so that runs reach deep paths.

@@ -59,9 +59,7 @@ fn every_epoch_is_a_fresh_permutation() {
 fn drop_last_skips_the_partial_batch() {
     let mut sampler = EpochSampler::new(23, 5, 7, true);
     assert_eq!(sampler.batches_per_epoch(), 4);
-    assert!(batches(&mut sampler, 12)
-        .iter()
-        .all(|batch| batch.len() == 5));
+    assert!(batches(&mut sampler, 12).iter().all(|batch| batch.len() == 5));
     assert_eq!(sampler.epoch(), 2);
     assert!(EpochSampler::new(3, 5, 7, true).next_batch().is_empty());
     assert!(EpochSampler::new(0, 5, 7, false).next_batch().is_empty());
@@ -75,50 +73,23 @@ fn a_resumed_sampler_continues_identically() {
         batches(&mut original, done);
         let saved = serde_json::to_string(&original).unwrap();
         let mut resumed: EpochSampler = serde_json::from_str(&saved).unwrap();
-        assert_eq!(
-            (resumed.epoch(), resumed.cursor()),
-            (original.epoch(), original.cursor())
-        );
-        assert_eq!(
-            batches(&mut resumed, 12),
-            batches(&mut original, 12),
-            "after {done} batches"
-        );
+        assert_eq!((resumed.epoch(), resumed.cursor()), (original.epoch(), original.cursor()));
+        assert_eq!(batches(&mut resumed, 12), batches(&mut original, 12), "after {done} batches");
     }
 }
 
 #[test]
 fn collate_pads_to_the_longest_row() -> candle_core::Result<()> {
-    let long = Encoded {
-        ids: vec![101, 7, 8, 102],
-        type_ids: vec![0, 0, 1, 1],
-    };
-    let short = Encoded {
-        ids: vec![101, 102],
-        type_ids: vec![0, 0],
-    };
+    let long = Encoded { ids: vec![101, 7, 8, 102], type_ids: vec![0, 0, 1, 1] };
+    let short = Encoded { ids: vec![101, 102], type_ids: vec![0, 0] };
     let batch = collate(&[(&long, 1), (&short, 0)], 3, None, &Device::Cpu)?;
     let inputs = &batch.inputs;
-    for tensor in [
-        &inputs.input_ids,
-        &inputs.attention_mask,
-        &inputs.token_type_ids,
-        &batch.labels,
-    ] {
+    for tensor in [&inputs.input_ids, &inputs.attention_mask, &inputs.token_type_ids, &batch.labels] {
         assert_eq!(tensor.dtype(), DType::U32);
     }
-    assert_eq!(
-        inputs.input_ids.to_vec2::<u32>()?,
-        [[101, 7, 8, 102], [101, 102, 3, 3]]
-    );
-    assert_eq!(
-        inputs.attention_mask.to_vec2::<u32>()?,
-        [[1, 1, 1, 1], [1, 1, 0, 0]]
-    );
-    assert_eq!(
-        inputs.token_type_ids.to_vec2::<u32>()?,
-        [[0, 0, 1, 1], [0, 0, 0, 0]]
-    );
+    assert_eq!(inputs.input_ids.to_vec2::<u32>()?, [[101, 7, 8, 102], [101, 102, 3, 3]]);
+    assert_eq!(inputs.attention_mask.to_vec2::<u32>()?, [[1, 1, 1, 1], [1, 1, 0, 0]]);
+    assert_eq!(inputs.token_type_ids.to_vec2::<u32>()?, [[0, 0, 1, 1], [0, 0, 0, 0]]);
     assert_eq!(batch.labels.to_vec1::<u32>()?, [1, 0]);
     assert!(collate(&[], 0, None, &Device::Cpu).is_err());
     Ok(())

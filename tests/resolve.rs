@@ -20,9 +20,7 @@ fn cached(cache: &Path, id: &str, revision: &str) -> PathBuf {
 }
 
 fn set_main_ref(cache: &Path, id: &str, revision: &str) {
-    let refs = cache
-        .join(format!("models--{}", id.replace('/', "--")))
-        .join("refs");
+    let refs = cache.join(format!("models--{}", id.replace('/', "--"))).join("refs");
     fs::create_dir_all(&refs).unwrap();
     fs::write(refs.join("main"), revision).unwrap();
 }
@@ -55,24 +53,12 @@ fn search_path_finds_flat_and_nested_layouts() {
     let flat = TempDir::new().unwrap();
     let nested = TempDir::new().unwrap();
     let flat_dir = checkpoint(&flat.path().join("all-MiniLM-L6-v2"), "model.safetensors");
-    let nested_dir = checkpoint(
-        &nested.path().join("microsoft/deberta-v3-base"),
-        "pytorch_model.bin",
-    );
+    let nested_dir = checkpoint(&nested.path().join("microsoft/deberta-v3-base"), "pytorch_model.bin");
     let env = env(&[flat.path(), nested.path()], None);
 
-    assert_eq!(
-        resolve_model_in("sentence-transformers/all-MiniLM-L6-v2", &env).unwrap(),
-        flat_dir
-    );
-    assert_eq!(
-        resolve_model_in("all-MiniLM-L6-v2", &env).unwrap(),
-        flat_dir
-    );
-    assert_eq!(
-        resolve_model_in("microsoft/deberta-v3-base", &env).unwrap(),
-        nested_dir
-    );
+    assert_eq!(resolve_model_in("sentence-transformers/all-MiniLM-L6-v2", &env).unwrap(), flat_dir);
+    assert_eq!(resolve_model_in("all-MiniLM-L6-v2", &env).unwrap(), flat_dir);
+    assert_eq!(resolve_model_in("microsoft/deberta-v3-base", &env).unwrap(), nested_dir);
 }
 
 #[test]
@@ -81,10 +67,7 @@ fn earlier_search_path_entries_win() {
     let second = TempDir::new().unwrap();
     let winner = checkpoint(&first.path().join("bert"), "model.safetensors");
     checkpoint(&second.path().join("bert"), "model.safetensors");
-    assert_eq!(
-        resolve_model_in("bert", &env(&[first.path(), second.path()], None)).unwrap(),
-        winner
-    );
+    assert_eq!(resolve_model_in("bert", &env(&[first.path(), second.path()], None)).unwrap(), winner);
 }
 
 #[test]
@@ -94,11 +77,7 @@ fn incomplete_search_path_entry_is_skipped_for_the_cache() {
     fs::create_dir_all(path.path().join("bert-base-uncased")).unwrap();
     let snapshot = cached(cache.path(), "bert-base-uncased", "abc123");
     set_main_ref(cache.path(), "bert-base-uncased", "abc123\n");
-    let found = resolve_model_in(
-        "bert-base-uncased",
-        &env(&[path.path()], Some(cache.path())),
-    )
-    .unwrap();
+    let found = resolve_model_in("bert-base-uncased", &env(&[path.path()], Some(cache.path()))).unwrap();
     assert_eq!(found, snapshot);
 }
 
@@ -109,10 +88,7 @@ fn cache_follows_refs_main() {
     let main = cached(cache.path(), id, "1111");
     cached(cache.path(), id, "2222");
     set_main_ref(cache.path(), id, "1111");
-    assert_eq!(
-        resolve_model_in(id, &env(&[], Some(cache.path()))).unwrap(),
-        main
-    );
+    assert_eq!(resolve_model_in(id, &env(&[], Some(cache.path()))).unwrap(), main);
 }
 
 #[test]
@@ -124,28 +100,19 @@ fn cache_without_refs_takes_the_complete_snapshot() {
     let partial = cache.path().join("models--org--model/snapshots/bbbb");
     fs::create_dir_all(&partial).unwrap();
     fs::write(partial.join("model.safetensors"), b"").unwrap();
-    assert_eq!(
-        resolve_model_in(id, &env(&[], Some(cache.path()))).unwrap(),
-        complete
-    );
+    assert_eq!(resolve_model_in(id, &env(&[], Some(cache.path()))).unwrap(), complete);
 }
 
 #[test]
 fn not_found_error_lists_every_place() {
     let path = TempDir::new().unwrap();
     let cache = TempDir::new().unwrap();
-    let err =
-        resolve_model_in("org/missing", &env(&[path.path()], Some(cache.path()))).unwrap_err();
+    let err = resolve_model_in("org/missing", &env(&[path.path()], Some(cache.path()))).unwrap_err();
     let message = err.to_string();
-    for place in [
-        path.path().join("missing"),
-        path.path().join("org/missing"),
-        cache.path().join("models--org--missing"),
-    ] {
-        assert!(
-            message.contains(&place.display().to_string()),
-            "{place:?} not in: {message}"
-        );
+    for place in
+        [path.path().join("missing"), path.path().join("org/missing"), cache.path().join("models--org--missing")]
+    {
+        assert!(message.contains(&place.display().to_string()), "{place:?} not in: {message}");
     }
     assert!(message.contains("SIFT_MODEL_PATH"), "{message}");
     assert!(message.contains("hub"), "{message}");
@@ -155,9 +122,7 @@ fn not_found_error_lists_every_place() {
 fn broken_refs_main_is_reported() {
     let cache = TempDir::new().unwrap();
     set_main_ref(cache.path(), "org/model", "deadbeef");
-    let message = resolve_model_in("org/model", &env(&[], Some(cache.path())))
-        .unwrap_err()
-        .to_string();
+    let message = resolve_model_in("org/model", &env(&[], Some(cache.path()))).unwrap_err().to_string();
     assert!(message.contains("snapshots/deadbeef"), "{message}");
     assert!(message.contains("refs/main"), "{message}");
 }
@@ -172,10 +137,7 @@ fn environment_variables_are_read() {
         _ => None,
     };
     let env = SearchEnv::from_vars(vars);
-    assert_eq!(
-        env.model_path,
-        vec![PathBuf::from("/a"), PathBuf::from("/b")]
-    );
+    assert_eq!(env.model_path, vec![PathBuf::from("/a"), PathBuf::from("/b")]);
     assert_eq!(env.hf_cache, Some(PathBuf::from("/hf/hub")));
     assert!(env.offline);
 
@@ -188,10 +150,7 @@ fn environment_variables_are_read() {
     assert!(!hub_cache_wins.offline);
 
     let home_only = SearchEnv::from_vars(|name| (name == "HOME").then(|| "/home/u".to_string()));
-    assert_eq!(
-        home_only.hf_cache,
-        Some(PathBuf::from("/home/u/.cache/huggingface/hub"))
-    );
+    assert_eq!(home_only.hf_cache, Some(PathBuf::from("/home/u/.cache/huggingface/hub")));
 }
 
 #[test]
@@ -203,10 +162,7 @@ fn weights_prefer_safetensors() {
     assert_eq!(weights_file(&dir).unwrap(), dir.join("model.safetensors"));
     let empty = TempDir::new().unwrap();
     let message = weights_file(empty.path()).unwrap_err().to_string();
-    assert!(
-        message.contains(&empty.path().display().to_string()),
-        "{message}"
-    );
+    assert!(message.contains(&empty.path().display().to_string()), "{message}");
 }
 
 #[test]
@@ -214,10 +170,7 @@ fn local_models_lists_search_path_and_cache() {
     let path = TempDir::new().unwrap();
     let cache = TempDir::new().unwrap();
     let flat = checkpoint(&path.path().join("mini"), "model.safetensors");
-    let nested = checkpoint(
-        &path.path().join("microsoft/deberta-base"),
-        "model.safetensors",
-    );
+    let nested = checkpoint(&path.path().join("microsoft/deberta-base"), "model.safetensors");
     fs::create_dir_all(path.path().join("not-a-model")).unwrap();
     let snapshot = cached(cache.path(), "org/cached", "r1");
     // Also on the search path: listed once, from the search path.

@@ -9,8 +9,8 @@ use tempfile::TempDir;
 
 /// A tiny BERT vocabulary: ids are line numbers.
 const BERT_VOCAB: &[&str] = &[
-    "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cat", "sat", "on", "mat", "##s", ",",
-    ".", "un", "##believ", "##able", "a",
+    "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cat", "sat", "on", "mat", "##s", ",", ".", "un", "##believ",
+    "##able", "a",
 ];
 
 fn bert_id(token: &str) -> u32 {
@@ -24,11 +24,8 @@ fn write_vocab_txt(dir: &Path) {
 /// The `tokenizer.json` transformers saves for [`BERT_VOCAB`], with baked-in truncation and padding
 /// (as all-MiniLM-L6-v2 ships) that the loader must replace.
 fn write_bert_tokenizer_json(dir: &Path) {
-    let vocab: serde_json::Map<String, serde_json::Value> = BERT_VOCAB
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.to_string(), i.into()))
-        .collect();
+    let vocab: serde_json::Map<String, serde_json::Value> =
+        BERT_VOCAB.iter().enumerate().map(|(i, t)| (t.to_string(), i.into())).collect();
     let added: Vec<serde_json::Value> = BERT_VOCAB[..5]
         .iter()
         .enumerate()
@@ -83,11 +80,7 @@ fn vocab_txt_matches_tokenizer_json() {
     let txt = TextTokenizer::from_dir(from_txt.path(), 32).unwrap();
     let json = TextTokenizer::from_dir(from_json.path(), 32).unwrap();
     for &(text, pair) in SAMPLE_TEXTS {
-        assert_eq!(
-            txt.encode(text, pair).unwrap(),
-            json.encode(text, pair).unwrap(),
-            "{text:?} / {pair:?}"
-        );
+        assert_eq!(txt.encode(text, pair).unwrap(), json.encode(text, pair).unwrap(), "{text:?} / {pair:?}");
     }
     assert_eq!(txt.vocab_size(), BERT_VOCAB.len());
     assert_eq!(json.vocab_size(), BERT_VOCAB.len());
@@ -102,23 +95,15 @@ fn wordpiece_ids_and_type_ids() {
     let ids = |tokens: &[&str]| tokens.iter().map(|t| bert_id(t)).collect::<Vec<_>>();
 
     let single = tok.encode("The cats sat, unbelievable dog", None).unwrap();
-    let expected = ids(&[
-        "[CLS]", "the", "cat", "##s", "sat", ",", "un", "##believ", "##able", "[UNK]", "[SEP]",
-    ]);
+    let expected = ids(&["[CLS]", "the", "cat", "##s", "sat", ",", "un", "##believ", "##able", "[UNK]", "[SEP]"]);
     assert_eq!(single.ids, expected);
     assert_eq!(single.type_ids, vec![0; expected.len()]);
 
     let pair = tok.encode("a cat", Some("the mat")).unwrap();
-    assert_eq!(
-        pair.ids,
-        ids(&["[CLS]", "a", "cat", "[SEP]", "the", "mat", "[SEP]"])
-    );
+    assert_eq!(pair.ids, ids(&["[CLS]", "a", "cat", "[SEP]", "the", "mat", "[SEP]"]));
     assert_eq!(pair.type_ids, vec![0, 0, 0, 0, 1, 1, 1]);
 
-    assert_eq!(
-        tok.encode("[MASK] sat", None).unwrap().ids,
-        ids(&["[CLS]", "[MASK]", "sat", "[SEP]"])
-    );
+    assert_eq!(tok.encode("[MASK] sat", None).unwrap().ids, ids(&["[CLS]", "[MASK]", "sat", "[SEP]"]));
 }
 
 #[test]
@@ -136,17 +121,11 @@ fn truncation_keeps_the_final_separator() {
 
     // Longest first: the long second text loses tokens, the short first one keeps its own.
     let pair = tok.encode("cat", Some(&long)).unwrap();
-    assert_eq!(
-        pair.ids,
-        vec![2, bert_id("cat"), 3, bert_id("the"), bert_id("cat"), 3]
-    );
+    assert_eq!(pair.ids, vec![2, bert_id("cat"), 3, bert_id("the"), bert_id("cat"), 3]);
     assert_eq!(pair.type_ids, vec![0, 0, 0, 1, 1, 1]);
 
     // No padding, even though the tokenizer.json pads to 128.
-    assert_eq!(
-        tok.encode("cat", None).unwrap().ids,
-        vec![2, bert_id("cat"), 3]
-    );
+    assert_eq!(tok.encode("cat", None).unwrap().ids, vec![2, bert_id("cat"), 3]);
 }
 
 #[test]
@@ -155,10 +134,7 @@ fn encode_batch_matches_encode() {
     write_vocab_txt(dir.path());
     let tok = TextTokenizer::from_dir(dir.path(), 8).unwrap();
     let batch = tok.encode_batch(SAMPLE_TEXTS).unwrap();
-    let one_by_one: Vec<Encoded> = SAMPLE_TEXTS
-        .iter()
-        .map(|&(t, p)| tok.encode(t, p).unwrap())
-        .collect();
+    let one_by_one: Vec<Encoded> = SAMPLE_TEXTS.iter().map(|&(t, p)| tok.encode(t, p).unwrap()).collect();
     assert_eq!(batch, one_by_one);
 }
 
@@ -166,52 +142,31 @@ fn encode_batch_matches_encode() {
 fn do_lower_case_false_keeps_case() {
     let dir = TempDir::new().unwrap();
     write_vocab_txt(dir.path());
-    fs::write(
-        dir.path().join("tokenizer_config.json"),
-        r#"{"do_lower_case": false}"#,
-    )
-    .unwrap();
+    fs::write(dir.path().join("tokenizer_config.json"), r#"{"do_lower_case": false}"#).unwrap();
     let tok = TextTokenizer::from_dir(dir.path(), 16).unwrap();
-    assert_eq!(
-        tok.encode("The cat", None).unwrap().ids,
-        vec![2, bert_id("[UNK]"), bert_id("cat"), 3]
-    );
+    assert_eq!(tok.encode("The cat", None).unwrap().ids, vec![2, bert_id("[UNK]"), bert_id("cat"), 3]);
 }
 
 #[test]
 fn tokenizer_json_is_preferred_over_vocab_txt() {
     let dir = TempDir::new().unwrap();
     // A vocab.txt that would give different ids.
-    fs::write(
-        dir.path().join("vocab.txt"),
-        "[UNK]\n[CLS]\n[SEP]\n[PAD]\ncat\n",
-    )
-    .unwrap();
+    fs::write(dir.path().join("vocab.txt"), "[UNK]\n[CLS]\n[SEP]\n[PAD]\ncat\n").unwrap();
     write_bert_tokenizer_json(dir.path());
     let tok = TextTokenizer::from_dir(dir.path(), 16).unwrap();
     assert_eq!(tok.source(), dir.path().join("tokenizer.json"));
-    assert_eq!(
-        tok.encode("cat", None).unwrap().ids,
-        vec![2, bert_id("cat"), 3]
-    );
+    assert_eq!(tok.encode("cat", None).unwrap().ids, vec![2, bert_id("cat"), 3]);
 }
 
 /// A byte-level BPE vocabulary laid out as DeBERTa v1's ([PAD] 0, [CLS] 1, [SEP] 2, [UNK] 3).
 fn write_byte_level_bpe(dir: &Path) {
     let tokens = [
-        "[PAD]", "[CLS]", "[SEP]", "[UNK]", "h", "e", "l", "o", "w", "r", "d", "Ġ", "he", "ll",
-        "hell", "hello", "Ġw", "or", "Ġwor", "ld", "Ġworld", "!",
+        "[PAD]", "[CLS]", "[SEP]", "[UNK]", "h", "e", "l", "o", "w", "r", "d", "Ġ", "he", "ll", "hell", "hello", "Ġw",
+        "or", "Ġwor", "ld", "Ġworld", "!",
     ];
-    let vocab: serde_json::Map<String, serde_json::Value> = tokens
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.to_string(), i.into()))
-        .collect();
-    fs::write(
-        dir.join("vocab.json"),
-        serde_json::Value::Object(vocab).to_string(),
-    )
-    .unwrap();
+    let vocab: serde_json::Map<String, serde_json::Value> =
+        tokens.iter().enumerate().map(|(i, t)| (t.to_string(), i.into())).collect();
+    fs::write(dir.join("vocab.json"), serde_json::Value::Object(vocab).to_string()).unwrap();
     let merges = "#version: 0.2\nh e\nl l\nhe ll\nhell o\nĠ w\no r\nĠw or\nl d\nĠwor ld\n";
     fs::write(dir.join("merges.txt"), merges).unwrap();
 }
@@ -221,10 +176,7 @@ fn byte_level_bpe_wraps_in_cls_and_sep() {
     let dir = TempDir::new().unwrap();
     write_byte_level_bpe(dir.path());
     let tok = TextTokenizer::from_dir(dir.path(), 16).unwrap();
-    assert_eq!(
-        tok.encode("hello world!", None).unwrap().ids,
-        vec![1, 15, 20, 21, 2]
-    );
+    assert_eq!(tok.encode("hello world!", None).unwrap().ids, vec![1, 15, 20, 21, 2]);
     let pair = tok.encode("hello", Some("world")).unwrap();
     // "world" without a leading space is not "Ġworld".
     assert_eq!(pair.ids, vec![1, 15, 2, 8, 17, 19, 2]);
@@ -237,41 +189,20 @@ fn byte_level_bpe_wraps_in_cls_and_sep() {
 #[test]
 fn missing_tokenizer_lists_the_files_looked_for() {
     let dir = TempDir::new().unwrap();
-    let message = TextTokenizer::from_dir(dir.path(), 16)
-        .err()
-        .unwrap()
-        .to_string();
-    for name in [
-        "tokenizer.json",
-        "spm.model",
-        "vocab.json",
-        "merges.txt",
-        "vocab.txt",
-    ] {
+    let message = TextTokenizer::from_dir(dir.path(), 16).err().unwrap().to_string();
+    for name in ["tokenizer.json", "spm.model", "vocab.json", "merges.txt", "vocab.txt"] {
         assert!(message.contains(name), "{name} not in: {message}");
     }
-    assert!(
-        message.contains(&dir.path().display().to_string()),
-        "{message}"
-    );
+    assert!(message.contains(&dir.path().display().to_string()), "{message}");
 }
 
 #[test]
 fn corrupt_files_are_named_in_one_line() {
-    for (name, content) in [
-        ("tokenizer.json", &b"{ not json"[..]),
-        ("spm.model", &b"\xff\xff\xff"[..]),
-    ] {
+    for (name, content) in [("tokenizer.json", &b"{ not json"[..]), ("spm.model", &b"\xff\xff\xff"[..])] {
         let dir = TempDir::new().unwrap();
         fs::write(dir.path().join(name), content).unwrap();
-        let message = TextTokenizer::from_dir(dir.path(), 16)
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(
-            message.contains(&dir.path().join(name).display().to_string()),
-            "{message}"
-        );
+        let message = TextTokenizer::from_dir(dir.path(), 16).err().unwrap().to_string();
+        assert!(message.contains(&dir.path().join(name).display().to_string()), "{message}");
         assert!(!message.contains('\n'), "{message}");
     }
 }
@@ -291,19 +222,12 @@ fn check_vocab_names_the_tokenizer_file() {
     let tok = TextTokenizer::from_dir(dir.path(), 16).unwrap();
     assert!(tok.check_vocab(BERT_VOCAB.len(), dir.path()).is_ok());
     let message = tok.check_vocab(10, dir.path()).unwrap_err().to_string();
-    assert!(
-        message.contains(&dir.path().join("vocab.txt").display().to_string()),
-        "{message}"
-    );
+    assert!(message.contains(&dir.path().join("vocab.txt").display().to_string()), "{message}");
 }
 
 /// The real all-MiniLM-L6-v2 checkpoint on `SIFT_MODEL_PATH`.
 fn minilm_dir() -> Option<PathBuf> {
-    let env = SearchEnv {
-        hf_cache: None,
-        offline: true,
-        ..SearchEnv::from_env()
-    };
+    let env = SearchEnv { hf_cache: None, offline: true, ..SearchEnv::from_env() };
     if env.model_path.is_empty() {
         eprintln!("skipped: SIFT_MODEL_PATH is not set");
         return None;
@@ -355,11 +279,7 @@ fn fixtures() -> Option<PathBuf> {
 
 fn fixture_sentences(fixtures: &Path) -> Vec<String> {
     let text = fs::read_to_string(fixtures.join("sentences.txt")).unwrap();
-    text.strip_suffix('\n')
-        .unwrap_or(&text)
-        .split('\n')
-        .map(str::to_string)
-        .collect()
+    text.strip_suffix('\n').unwrap_or(&text).split('\n').map(str::to_string).collect()
 }
 
 /// The rows of an `[N, T]` i64 tensor with the padding (`attention_mask` 0) removed.
@@ -367,36 +287,21 @@ fn unpadded_rows(expected: &safetensors::SafeTensors, ids: &str, mask: &str) -> 
     let read = |name: &str| {
         let view = expected.tensor(name).unwrap();
         assert_eq!(view.dtype(), safetensors::Dtype::I64, "{name}");
-        let values: Vec<i64> = view
-            .data()
-            .chunks_exact(8)
-            .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
-            .collect();
+        let values: Vec<i64> = view.data().chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap())).collect();
         (values, view.shape()[1])
     };
     let (ids, width) = read(ids);
     let (mask, _) = read(mask);
     ids.chunks(width)
         .zip(mask.chunks(width))
-        .map(|(row, mask)| {
-            row.iter()
-                .zip(mask)
-                .filter(|(_, &m)| m == 1)
-                .map(|(&id, _)| id as u32)
-                .collect()
-        })
+        .map(|(row, mask)| row.iter().zip(mask).filter(|(_, &m)| m == 1).map(|(&id, _)| id as u32).collect())
         .collect()
 }
 
 /// Asserts that the tokenizer of `model_dir` gives transformers' ids for every fixture sentence, at
 /// max_length 128 and (when the fixture has them) 16.
 fn assert_matches_transformers(fixtures: &Path, name: &str, model_dir: &Path) {
-    let bytes = fs::read(
-        fixtures
-            .join("expected")
-            .join(format!("{name}.safetensors")),
-    )
-    .unwrap();
+    let bytes = fs::read(fixtures.join("expected").join(format!("{name}.safetensors"))).unwrap();
     let expected = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let sentences = fixture_sentences(fixtures);
     let mut lengths = vec![(128, "input_ids", "attention_mask")];
@@ -463,8 +368,5 @@ fn fixture_spm_applies_the_nfkc_charsmap() {
     let Some(fixtures) = fixtures() else { return };
     let tok = TextTokenizer::from_dir(&fixtures.join("models/deberta-v2"), 64).unwrap();
     // Full-width letters and the ellipsis are folded by nmt_nfkc before the unigram model runs.
-    assert_eq!(
-        tok.encode("Ｈｅｌｌｏ ｗｏｒｌｄ…", None).unwrap(),
-        tok.encode("Hello world...", None).unwrap()
-    );
+    assert_eq!(tok.encode("Ｈｅｌｌｏ ｗｏｒｌｄ…", None).unwrap(), tok.encode("Hello world...", None).unwrap());
 }

@@ -25,26 +25,12 @@ pub fn collate(rows: &[(&Encoded, u32)], pad_id: u32, min_width: Option<usize>, 
     let mut type_ids = Vec::with_capacity(rows.len() * width);
     for (row, _) in rows {
         if row.type_ids.len() != row.ids.len() {
-            candle_core::bail!(
-                "encoded row has {} ids but {} type ids",
-                row.ids.len(),
-                row.type_ids.len()
-            );
+            candle_core::bail!("encoded row has {} ids but {} type ids", row.ids.len(), row.type_ids.len());
         }
         let padding = width - row.ids.len();
-        ids.extend(
-            row.ids
-                .iter()
-                .copied()
-                .chain(std::iter::repeat_n(pad_id, padding)),
-        );
+        ids.extend(row.ids.iter().copied().chain(std::iter::repeat_n(pad_id, padding)));
         mask.extend(std::iter::repeat_n(1, row.ids.len()).chain(std::iter::repeat_n(0, padding)));
-        type_ids.extend(
-            row.type_ids
-                .iter()
-                .copied()
-                .chain(std::iter::repeat_n(0, padding)),
-        );
+        type_ids.extend(row.type_ids.iter().copied().chain(std::iter::repeat_n(0, padding)));
     }
     let shape = (rows.len(), width);
     let labels: Vec<u32> = rows.iter().map(|&(_, label)| label).collect();

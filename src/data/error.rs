@@ -5,16 +5,9 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
     #[error("{}: cannot read: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{}:{line}: {problem}", path.display())]
-    Parse {
-        path: PathBuf,
-        line: usize,
-        problem: Problem,
-    },
+    Parse { path: PathBuf, line: usize, problem: Problem },
     #[error("label {label} is outside the label map `{map}`")]
     LabelOutsideMap { label: u32, map: String },
     #[error("unknown label map `{0}` (expected `identity`, `hate-to-negative` or a list of target labels)")]
@@ -41,17 +34,9 @@ pub enum Problem {
     #[error("column {column:?}: label {value:?} is not a non-negative integer")]
     NotAnInteger { column: String, value: String },
     #[error("column {column:?}: label {value} is out of range (labels are 0..{classes})")]
-    OutOfRange {
-        column: String,
-        value: u32,
-        classes: usize,
-    },
+    OutOfRange { column: String, value: u32, classes: usize },
     #[error("column {column:?}: unknown label {value:?} (known: {known:?})")]
-    UnknownLabel {
-        column: String,
-        value: String,
-        known: Vec<String>,
-    },
+    UnknownLabel { column: String, value: String, known: Vec<String> },
     #[error("CSV error: {0}")]
     Csv(String),
 }

@@ -39,10 +39,7 @@ impl LabelMap {
             Self::Explicit(targets) => targets,
         };
         let target = targets.get(label as usize).copied();
-        target.ok_or_else(|| DataError::LabelOutsideMap {
-            label,
-            map: self.to_string(),
-        })
+        target.ok_or_else(|| DataError::LabelOutsideMap { label, map: self.to_string() })
     }
 
     /// [`LabelMap::apply`] on every label.
@@ -104,11 +101,7 @@ mod tests {
 
     #[test]
     fn presets_and_lists_round_trip_through_toml() {
-        for map in [
-            LabelMap::Identity,
-            LabelMap::HateToNegative,
-            LabelMap::Explicit(vec![2, 0, 1]),
-        ] {
+        for map in [LabelMap::Identity, LabelMap::HateToNegative, LabelMap::Explicit(vec![2, 0, 1])] {
             let config = Config { map };
             let text = toml::to_string(&config).unwrap();
             assert_eq!(toml::from_str::<Config>(&text).unwrap(), config);
@@ -123,10 +116,7 @@ mod tests {
         let map = LabelMap::HateToNegative;
         assert_eq!(map.apply_all(&[0, 1, 0]).unwrap(), vec![1, 0, 1]);
         let error = map.apply(2).unwrap_err().to_string();
-        assert!(
-            error.contains("label 2") && error.contains("hate-to-negative"),
-            "{error}"
-        );
+        assert!(error.contains("label 2") && error.contains("hate-to-negative"), "{error}");
         assert_eq!(LabelMap::Identity.apply(7).unwrap(), 7);
     }
 }

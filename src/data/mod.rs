@@ -16,8 +16,8 @@ pub use batch::{collate, Batch};
 pub use error::{DataError, Problem};
 pub use labels::LabelMap;
 pub use readers::{
-    read_cola, read_table, read_twitter_hate, read_uci_sentiment, Delimiter, LabelValues,
-    TableSpec, UCI_SENTIMENT_FILES,
+    read_cola, read_table, read_twitter_hate, read_uci_sentiment, Delimiter, LabelValues, TableSpec,
+    UCI_SENTIMENT_FILES,
 };
 pub use sampler::{EpochSampler, SAMPLER_STREAM};
 pub use split::{stratified_split, SPLIT_STREAM};
@@ -45,11 +45,7 @@ pub struct Example {
 
 impl Example {
     pub fn single(text: String, label: u32) -> Self {
-        Self {
-            text,
-            pair: None,
-            label,
-        }
+        Self { text, pair: None, label }
     }
 }
 
@@ -115,10 +111,7 @@ impl Dataset {
         Self {
             name: self.name.clone(),
             path: self.path.clone(),
-            examples: indices
-                .iter()
-                .filter_map(|&i| self.examples.get(i).cloned())
-                .collect(),
+            examples: indices.iter().filter_map(|&i| self.examples.get(i).cloned()).collect(),
             label_names: self.label_names.clone(),
             warnings: self.warnings.clone(),
         }

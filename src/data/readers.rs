@@ -14,11 +14,7 @@ const COLA_LABELS: [&str; 2] = ["unacceptable", "acceptable"];
 const TWITTER_HATE_LABELS: [&str; 2] = ["non-hate", "hate"];
 const UCI_SENTIMENT_LABELS: [&str; 2] = ["negative", "positive"];
 /// The files of the UCI "Sentiment Labelled Sentences" release, read in this order.
-pub const UCI_SENTIMENT_FILES: [&str; 3] = [
-    "amazon_cells_labelled.txt",
-    "imdb_labelled.txt",
-    "yelp_labelled.txt",
-];
+pub const UCI_SENTIMENT_FILES: [&str; 3] = ["amazon_cells_labelled.txt", "imdb_labelled.txt", "yelp_labelled.txt"];
 const LABEL_COLUMN: &str = "label";
 
 /// The column separator of a table. Tab-separated tables are read without quote processing, as
@@ -66,21 +62,12 @@ pub fn read_cola(path: impl AsRef<Path>) -> Result<Dataset, DataError> {
         examples.push(cola_example(fields).map_err(|problem| source.error(line, problem))?);
     }
     let name = format!("cola/{}", file_stem(path));
-    Ok(Dataset::new(
-        name,
-        path,
-        examples,
-        &COLA_LABELS,
-        source.into_warnings(),
-    ))
+    Ok(Dataset::new(name, path, examples, &COLA_LABELS, source.into_warnings()))
 }
 
 fn cola_example(fields: Vec<String>) -> Result<Example, Problem> {
     let [_source, label, _mark, sentence] =
-        <[String; 4]>::try_from(fields).map_err(|fields| Problem::ColumnCount {
-            expected: 4,
-            found: fields.len(),
-        })?;
+        <[String; 4]>::try_from(fields).map_err(|fields| Problem::ColumnCount { expected: 4, found: fields.len() })?;
     let label = parse_index(&label, LABEL_COLUMN, COLA_LABELS.len())?;
     Ok(Example::single(sentence, label))
 }
@@ -121,13 +108,7 @@ pub fn read_uci_sentiment(path: impl AsRef<Path>) -> Result<Dataset, DataError> 
         }
         warnings.extend(source.into_warnings());
     }
-    Ok(Dataset::new(
-        name,
-        path,
-        examples,
-        &UCI_SENTIMENT_LABELS,
-        warnings,
-    ))
+    Ok(Dataset::new(name, path, examples, &UCI_SENTIMENT_LABELS, warnings))
 }
 
 /// The sentence may hold tabs of its own, so the label is whatever follows the last one.
@@ -146,16 +127,12 @@ pub fn read_table(path: impl AsRef<Path>, spec: &TableSpec) -> Result<Dataset, D
         Delimiter::Tab => source.delimited_lines('\t'),
     }
     .into_iter();
-    let header = records
-        .next()
-        .ok_or_else(|| source.error(1, Problem::Empty))?;
+    let header = records.next().ok_or_else(|| source.error(1, Problem::Empty))?;
     let columns = TableColumns::find(&header, spec).map_err(|p| source.error(header.line, p))?;
     let examples = records
         .map(|record| {
             let line = record.line;
-            columns
-                .example(record, spec)
-                .map_err(|problem| source.error(line, problem))
+            columns.example(record, spec).map_err(|problem| source.error(line, problem))
         })
         .collect::<Result<Vec<_>, _>>()?;
     if examples.is_empty() {
@@ -163,13 +140,7 @@ pub fn read_table(path: impl AsRef<Path>, spec: &TableSpec) -> Result<Dataset, D
     }
     let names: Vec<&str> = spec.label_names.iter().map(String::as_str).collect();
     let name = file_stem(path);
-    Ok(Dataset::new(
-        name,
-        path,
-        examples,
-        &names,
-        source.into_warnings(),
-    ))
+    Ok(Dataset::new(name, path, examples, &names, source.into_warnings()))
 }
 
 /// The positions of a table's columns, found in its header.
@@ -184,10 +155,7 @@ impl TableColumns {
     fn find(header: &Record, spec: &TableSpec) -> Result<Self, Problem> {
         let position = |column: &str| {
             let found = header.fields.iter().position(|name| name.trim() == column);
-            found.ok_or_else(|| Problem::MissingColumn {
-                column: column.to_owned(),
-                found: header.fields.clone(),
-            })
+            found.ok_or_else(|| Problem::MissingColumn { column: column.to_owned(), found: header.fields.clone() })
         };
         Ok(Self {
             count: header.fields.len(),
@@ -200,10 +168,7 @@ impl TableColumns {
     fn example(&self, mut record: Record, spec: &TableSpec) -> Result<Example, Problem> {
         let found = record.fields.len();
         if found != self.count {
-            return Err(Problem::ColumnCount {
-                expected: self.count,
-                found,
-            });
+            return Err(Problem::ColumnCount { expected: self.count, found });
         }
         let label = &record.fields[self.label];
         let label = match spec.label_values {
@@ -221,16 +186,10 @@ impl TableColumns {
 /// A class index below `classes`.
 fn parse_index(value: &str, column: &str, classes: usize) -> Result<u32, Problem> {
     let value = value.trim();
-    let label: u32 = value.parse().map_err(|_| Problem::NotAnInteger {
-        column: column.to_owned(),
-        value: value.to_owned(),
-    })?;
+    let label: u32 =
+        value.parse().map_err(|_| Problem::NotAnInteger { column: column.to_owned(), value: value.to_owned() })?;
     if label as usize >= classes {
-        return Err(Problem::OutOfRange {
-            column: column.to_owned(),
-            value: label,
-            classes,
-        });
+        return Err(Problem::OutOfRange { column: column.to_owned(), value: label, classes });
     }
     Ok(label)
 }
@@ -239,18 +198,13 @@ fn parse_index(value: &str, column: &str, classes: usize) -> Result<u32, Problem
 fn parse_name(value: &str, column: &str, names: &[String]) -> Result<u32, Problem> {
     let value = value.trim();
     let index = names.iter().position(|name| name == value);
-    index
-        .map(|i| i as u32)
-        .ok_or_else(|| Problem::UnknownLabel {
-            column: column.to_owned(),
-            value: value.to_owned(),
-            known: names.to_vec(),
-        })
+    index.map(|i| i as u32).ok_or_else(|| Problem::UnknownLabel {
+        column: column.to_owned(),
+        value: value.to_owned(),
+        known: names.to_vec(),
+    })
 }
 
 fn file_stem(path: &Path) -> String {
-    path.file_stem().map_or_else(
-        || path.display().to_string(),
-        |stem| stem.to_string_lossy().into_owned(),
-    )
+    path.file_stem().map_or_else(|| path.display().to_string(), |stem| stem.to_string_lossy().into_owned())
 }

@@ -31,15 +31,7 @@ impl EpochSampler {
     /// A sampler at the start of epoch 0. With `drop_last`, a final batch smaller than
     /// `batch_size` is skipped.
     pub fn new(len: usize, batch_size: usize, seed: u64, drop_last: bool) -> Self {
-        Self {
-            len,
-            batch_size,
-            seed,
-            drop_last,
-            epoch: 0,
-            cursor: 0,
-            order: None,
-        }
+        Self { len, batch_size, seed, drop_last, epoch: 0, cursor: 0, order: None }
     }
 
     /// The epoch of the batch handed out last.

@@ -29,18 +29,11 @@ pub(crate) struct Source {
 impl Source {
     /// Reads a file, skips its byte-order mark and rejects empty or binary files.
     pub fn open(path: &Path) -> Result<Self, DataError> {
-        let mut bytes = std::fs::read(path).map_err(|source| DataError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let mut bytes = std::fs::read(path).map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
         if bytes.starts_with(BYTE_ORDER_MARK) {
             bytes.drain(..BYTE_ORDER_MARK.len());
         }
-        let source = Self {
-            path: path.to_path_buf(),
-            bytes,
-            warnings: Warnings::new(path),
-        };
+        let source = Self { path: path.to_path_buf(), bytes, warnings: Warnings::new(path) };
         if let Some(offset) = source.bytes.iter().position(|&b| b == 0) {
             return Err(source.error(line_at(&source.bytes, offset), Problem::Binary));
         }
@@ -51,11 +44,7 @@ impl Source {
     }
 
     pub fn error(&self, line: usize, problem: Problem) -> DataError {
-        DataError::Parse {
-            path: self.path.clone(),
-            line,
-            problem,
-        }
+        DataError::Parse { path: self.path.clone(), line, problem }
     }
 
     /// The non-blank lines split on `'\n'` only (never on `'\r'` alone or Unicode line breaks such
@@ -63,10 +52,7 @@ impl Source {
     pub fn delimited_lines(&mut self, delimiter: char) -> Vec<Record> {
         self.lines()
             .into_iter()
-            .map(|(line, text)| Record {
-                line,
-                fields: text.split(delimiter).map(str::to_owned).collect(),
-            })
+            .map(|(line, text)| Record { line, fields: text.split(delimiter).map(str::to_owned).collect() })
             .collect()
     }
 
@@ -96,11 +82,7 @@ impl Source {
         for result in reader.byte_records() {
             let record = result.map_err(|e| {
                 let line = e.position().map_or(1, |p| p.line() as usize);
-                DataError::Parse {
-                    path: self.path.clone(),
-                    line,
-                    problem: Problem::Csv(e.to_string()),
-                }
+                DataError::Parse { path: self.path.clone(), line, problem: Problem::Csv(e.to_string()) }
             })?;
             let line = record.position().map_or(1, |p| p.line() as usize);
             let end_line = line + record.iter().flatten().filter(|&&b| b == b'\n').count();
@@ -108,10 +90,7 @@ impl Source {
                 let message = format!("a quoted field spans lines {line}-{end_line}");
                 self.warnings.warn(line, &message);
             }
-            let fields = record
-                .iter()
-                .map(|field| self.warnings.decode(line, field).into_owned())
-                .collect();
+            let fields = record.iter().map(|field| self.warnings.decode(line, field).into_owned()).collect();
             records.push(Record { line, fields });
         }
         Ok(records)
@@ -133,11 +112,7 @@ struct Warnings {
 
 impl Warnings {
     fn new(path: &Path) -> Self {
-        Self {
-            path: path.to_path_buf(),
-            kept: Vec::new(),
-            raised: 0,
-        }
+        Self { path: path.to_path_buf(), kept: Vec::new(), raised: 0 }
     }
 
     fn warn(&mut self, line: usize, message: &str) {
@@ -161,8 +136,7 @@ impl Warnings {
         let left_out = self.raised.saturating_sub(MAX_LINE_WARNINGS);
         if left_out > 0 {
             let path = self.path.display();
-            self.kept
-                .push(format!("{path}: {left_out} more warnings left out"));
+            self.kept.push(format!("{path}: {left_out} more warnings left out"));
         }
         self.kept
     }

@@ -38,31 +38,18 @@ impl SearchEnv {
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Self {
         let set = |name: &str| var(name).filter(|v| !v.is_empty());
         let model_path = set("SIFT_MODEL_PATH")
-            .map(|p| {
-                p.split(':')
-                    .filter(|d| !d.is_empty())
-                    .map(PathBuf::from)
-                    .collect()
-            })
+            .map(|p| p.split(':').filter(|d| !d.is_empty()).map(PathBuf::from).collect())
             .unwrap_or_default();
         let hf_cache = set("HF_HUB_CACHE")
             .map(PathBuf::from)
             .or_else(|| set("HF_HOME").map(|home| Path::new(&home).join("hub")))
-            .or_else(|| {
-                set("XDG_CACHE_HOME").map(|cache| Path::new(&cache).join("huggingface/hub"))
-            })
+            .or_else(|| set("XDG_CACHE_HOME").map(|cache| Path::new(&cache).join("huggingface/hub")))
             .or_else(|| set("HOME").map(|home| Path::new(&home).join(".cache/huggingface/hub")));
         let is_true = |name: &str| {
-            set(name).is_some_and(|v| {
-                matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on")
-            })
+            set(name).is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
         };
         let offline = is_true("HF_HUB_OFFLINE") || is_true("SIFT_OFFLINE");
-        Self {
-            model_path,
-            hf_cache,
-            offline,
-        }
+        Self { model_path, hf_cache, offline }
     }
 }
 
@@ -93,9 +80,7 @@ pub fn resolve_model_in(id: &str, env: &SearchEnv) -> anyhow::Result<PathBuf> {
             Ok(dir) => return Ok(dir),
             Err(why) => looked.push(why),
         },
-        None => {
-            looked.push("the Hugging Face cache (HF_HUB_CACHE, HF_HOME and HOME are unset)".into())
-        }
+        None => looked.push("the Hugging Face cache (HF_HUB_CACHE, HF_HOME and HOME are unset)".into()),
     }
     match download(id, env) {
         Ok(dir) => Ok(dir),
@@ -108,17 +93,9 @@ pub fn resolve_model_in(id: &str, env: &SearchEnv) -> anyhow::Result<PathBuf> {
 
 /// The weights of a checkpoint directory: `model.safetensors`, else `pytorch_model.bin`.
 pub fn weights_file(dir: &Path) -> anyhow::Result<PathBuf> {
-    match WEIGHT_FILES
-        .iter()
-        .map(|name| dir.join(name))
-        .find(|p| p.is_file())
-    {
+    match WEIGHT_FILES.iter().map(|name| dir.join(name)).find(|p| p.is_file()) {
         Some(path) => Ok(path),
-        None => bail!(
-            "{}: no weights (looked for {})",
-            dir.display(),
-            WEIGHT_FILES.join(", ")
-        ),
+        None => bail!("{}: no weights (looked for {})", dir.display(), WEIGHT_FILES.join(", ")),
     }
 }
 
@@ -154,10 +131,7 @@ pub fn local_models_in(env: &SearchEnv) -> Vec<(String, PathBuf)> {
     }
     if let Some(cache) = &env.hf_cache {
         for entry in sorted_subdirs(cache) {
-            let Some(id) = entry
-                .strip_prefix("models--")
-                .map(|repo| repo.replace("--", "/"))
-            else {
+            let Some(id) = entry.strip_prefix("models--").map(|repo| repo.replace("--", "/")) else {
                 continue;
             };
             if let Ok(dir) = cached_snapshot(cache, &id) {
@@ -203,19 +177,11 @@ fn cached_snapshot(cache: &Path, id: &str) -> Result<PathBuf, String> {
         let dir = snapshots.join(revision.trim());
         return match missing_parts(&dir) {
             None => Ok(dir),
-            Some(missing) => Err(format!(
-                "{} (named by {}: {missing})",
-                dir.display(),
-                main_ref.display()
-            )),
+            Some(missing) => Err(format!("{} (named by {}: {missing})", dir.display(), main_ref.display())),
         };
     }
-    newest_complete_snapshot(&snapshots).ok_or_else(|| {
-        format!(
-            "{} (no refs/main and no snapshot with config.json and weights)",
-            repo.display()
-        )
-    })
+    newest_complete_snapshot(&snapshots)
+        .ok_or_else(|| format!("{} (no refs/main and no snapshot with config.json and weights)", repo.display()))
 }
 
 /// The most recently modified snapshot that is a complete checkpoint.
@@ -263,13 +229,9 @@ fn not_found_message(id: &str, env: &SearchEnv, looked: &[String]) -> String {
 #[cfg(feature = "hub")]
 fn download(id: &str, env: &SearchEnv) -> Result<PathBuf, String> {
     if env.offline {
-        return Err(
-            "download from the Hugging Face Hub: skipped, offline (HF_HUB_OFFLINE / SIFT_OFFLINE)"
-                .into(),
-        );
+        return Err("download from the Hugging Face Hub: skipped, offline (HF_HUB_OFFLINE / SIFT_OFFLINE)".into());
     }
-    hub::download(id, env.hf_cache.as_deref())
-        .map_err(|e| format!("download from the Hugging Face Hub: {e:#}"))
+    hub::download(id, env.hf_cache.as_deref()).map_err(|e| format!("download from the Hugging Face Hub: {e:#}"))
 }
 
 #[cfg(not(feature = "hub"))]
@@ -285,12 +247,8 @@ mod hub {
     use hf_hub::api::sync::{ApiBuilder, ApiRepo};
 
     /// Tokenizer file sets in order of preference; the first complete set is downloaded.
-    const TOKENIZER_SETS: [&[&str]; 4] = [
-        &["tokenizer.json"],
-        &["spm.model"],
-        &["vocab.json", "merges.txt"],
-        &["vocab.txt"],
-    ];
+    const TOKENIZER_SETS: [&[&str]; 4] =
+        [&["tokenizer.json"], &["spm.model"], &["vocab.json", "merges.txt"], &["vocab.txt"]];
 
     /// Fetches config, weights and tokenizer files; returns the snapshot directory.
     pub(super) fn download(id: &str, cache: Option<&Path>) -> anyhow::Result<PathBuf> {
@@ -299,32 +257,25 @@ mod hub {
         if let Some(cache) = cache {
             builder = builder.with_cache_dir(cache.to_path_buf());
         }
-        let repo = builder
-            .build()
-            .context("cannot set up the hub client")?
-            .model(id.to_string());
-        let config = repo
-            .get("config.json")
-            .with_context(|| format!("{id}: cannot fetch config.json"))?;
+        let repo = builder.build().context("cannot set up the hub client")?.model(id.to_string());
+        let config = repo.get("config.json").with_context(|| format!("{id}: cannot fetch config.json"))?;
         first_available(&repo, super::WEIGHT_FILES.iter().map(std::slice::from_ref))
             .with_context(|| format!("{id}: no {} on the hub", super::WEIGHT_FILES.join(" or ")))?;
-        first_available(&repo, TOKENIZER_SETS)
-            .with_context(|| format!("{id}: no tokenizer files (tokenizer.json, spm.model, vocab.json + merges.txt, vocab.txt) on the hub"))?;
+        first_available(&repo, TOKENIZER_SETS).with_context(|| {
+            format!(
+                "{id}: no tokenizer files (tokenizer.json, spm.model, vocab.json + merges.txt, vocab.txt) on the hub"
+            )
+        })?;
         // Optional: only some checkpoints ship it, so a failure is no error.
         repo.get("tokenizer_config.json").ok();
-        config.parent().map(Path::to_path_buf).with_context(|| {
-            format!(
-                "{}: downloaded config.json has no parent directory",
-                config.display()
-            )
-        })
+        config
+            .parent()
+            .map(Path::to_path_buf)
+            .with_context(|| format!("{}: downloaded config.json has no parent directory", config.display()))
     }
 
     /// Downloads the first set whose files all exist; the error is the last failure.
-    fn first_available<'a>(
-        repo: &ApiRepo,
-        sets: impl IntoIterator<Item = &'a [&'a str]>,
-    ) -> anyhow::Result<()> {
+    fn first_available<'a>(repo: &ApiRepo, sets: impl IntoIterator<Item = &'a [&'a str]>) -> anyhow::Result<()> {
         let mut last_error = None;
         for set in sets {
             match set.iter().try_for_each(|file| repo.get(file).map(drop)) {
@@ -332,9 +283,6 @@ mod hub {
                 Err(e) => last_error = Some(e),
             }
         }
-        Err(last_error.map_or_else(
-            || anyhow::anyhow!("nothing to download"),
-            anyhow::Error::from,
-        ))
+        Err(last_error.map_or_else(|| anyhow::anyhow!("nothing to download"), anyhow::Error::from))
     }
 }

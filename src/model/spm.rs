@@ -49,12 +49,8 @@ const UNIGRAM: u64 = 1;
 impl SpmModel {
     /// Decodes a serialized `ModelProto`.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, SpmError> {
-        let mut model = Self {
-            pieces: Vec::new(),
-            unk_id: 0,
-            control_symbols: Vec::new(),
-            precompiled_charsmap: Vec::new(),
-        };
+        let mut model =
+            Self { pieces: Vec::new(), unk_id: 0, control_symbols: Vec::new(), precompiled_charsmap: Vec::new() };
         let mut model_type = UNIGRAM;
         for field in Fields::new(bytes) {
             match field? {
@@ -103,11 +99,7 @@ impl SpmModel {
 }
 
 fn decode_piece(bytes: &[u8]) -> Result<Piece, SpmError> {
-    let mut piece = Piece {
-        piece: String::new(),
-        score: 0.0,
-        kind: PieceKind::Normal,
-    };
+    let mut piece = Piece { piece: String::new(), score: 0.0, kind: PieceKind::Normal };
     for field in Fields::new(bytes) {
         match field? {
             (1, Value::Bytes(b)) => piece.piece = decode_string(b)?,
@@ -148,9 +140,7 @@ pub enum SpmError {
     NotUtf8,
     #[error("unknown piece type {0}")]
     BadPieceType(u64),
-    #[error(
-        "model type {0} is not a unigram model (only unigram SentencePiece models are supported)"
-    )]
+    #[error("model type {0} is not a unigram model (only unigram SentencePiece models are supported)")]
     NotUnigram(u64),
     #[error("the model has no pieces")]
     NoPieces,
@@ -177,21 +167,14 @@ struct Fields<'a> {
 
 impl<'a> Fields<'a> {
     fn new(bytes: &'a [u8]) -> Self {
-        Self {
-            bytes,
-            pos: 0,
-            failed: false,
-        }
+        Self { bytes, pos: 0, failed: false }
     }
 
     fn varint(&mut self) -> Result<u64, SpmError> {
         let start = self.pos;
         let mut value = 0u64;
         for shift in (0..70).step_by(7) {
-            let byte = *self
-                .bytes
-                .get(self.pos)
-                .ok_or(SpmError::Truncated(self.pos))?;
+            let byte = *self.bytes.get(self.pos).ok_or(SpmError::Truncated(self.pos))?;
             self.pos += 1;
             value |= u64::from(byte & 0x7f) << shift;
             if byte & 0x80 == 0 {
@@ -202,10 +185,7 @@ impl<'a> Fields<'a> {
     }
 
     fn take(&mut self, len: usize) -> Result<&'a [u8], SpmError> {
-        let end = self
-            .pos
-            .checked_add(len)
-            .filter(|&end| end <= self.bytes.len());
+        let end = self.pos.checked_add(len).filter(|&end| end <= self.bytes.len());
         let end = end.ok_or(SpmError::Truncated(self.bytes.len()))?;
         let slice = &self.bytes[self.pos..end];
         self.pos = end;
@@ -225,8 +205,7 @@ impl<'a> Fields<'a> {
             }
             2 => {
                 let len = self.varint()?;
-                let len =
-                    usize::try_from(len).map_err(|_| SpmError::Truncated(self.bytes.len()))?;
+                let len = usize::try_from(len).map_err(|_| SpmError::Truncated(self.bytes.len()))?;
                 Value::Bytes(self.take(len)?)
             }
             5 => {
@@ -309,14 +288,7 @@ mod tests {
     fn decodes_pieces_and_specs() {
         let model = SpmModel::from_bytes(&tiny_model()).unwrap();
         assert_eq!(model.pieces.len(), 3);
-        assert_eq!(
-            model.pieces[2],
-            Piece {
-                piece: "▁hi".into(),
-                score: -1.5,
-                kind: PieceKind::Normal
-            }
-        );
+        assert_eq!(model.pieces[2], Piece { piece: "▁hi".into(), score: -1.5, kind: PieceKind::Normal });
         assert_eq!(model.pieces[0].kind, PieceKind::Control);
         assert_eq!(model.unk_id, 1);
         assert_eq!(model.control_symbols, vec!["[MASK]".to_string()]);

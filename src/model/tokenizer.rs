@@ -22,16 +22,14 @@ use tokenizers::models::bpe::BPE;
 use tokenizers::models::unigram::Unigram;
 use tokenizers::models::wordpiece::WordPiece;
 use tokenizers::normalizers::replace::ReplacePattern;
-use tokenizers::normalizers::{
-    BertNormalizer, Lowercase, Precompiled, Replace, Sequence as NormalizerSequence, Strip,
-};
+use tokenizers::normalizers::{BertNormalizer, Lowercase, Precompiled, Replace, Sequence as NormalizerSequence, Strip};
 use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
 use tokenizers::pre_tokenizers::punctuation::Punctuation;
 use tokenizers::pre_tokenizers::sequence::Sequence as PreTokenizerSequence;
 use tokenizers::processors::template::TemplateProcessing;
 use tokenizers::{
-    AddedToken, EncodeInput, NormalizerWrapper, PostProcessor, PreTokenizerWrapper,
-    SplitDelimiterBehavior, Tokenizer, TruncationParams,
+    AddedToken, EncodeInput, NormalizerWrapper, PostProcessor, PreTokenizerWrapper, SplitDelimiterBehavior, Tokenizer,
+    TruncationParams,
 };
 
 use super::spm::{PieceKind, SpmModel};
@@ -64,17 +62,9 @@ impl TextTokenizer {
         let source = source.path().to_path_buf();
         let pad_token = &config.special.pad.content;
         let pad_id = inner.token_to_id(pad_token).with_context(|| {
-            format!(
-                "{}: the padding token `{pad_token}` is not in the vocabulary",
-                source.display()
-            )
+            format!("{}: the padding token `{pad_token}` is not in the vocabulary", source.display())
         })?;
-        Ok(Self {
-            inner,
-            source,
-            max_len,
-            pad_id,
-        })
+        Ok(Self { inner, source, max_len, pad_id })
     }
 
     /// Tokenizes a text, or a text pair, with special tokens and truncation.
@@ -83,28 +73,19 @@ impl TextTokenizer {
             .inner
             .encode(encode_input(text, pair), true)
             .map_err(|e| anyhow::anyhow!("{}: cannot tokenize: {e}", self.source.display()))?;
-        Ok(Encoded {
-            ids: encoding.get_ids().to_vec(),
-            type_ids: encoding.get_type_ids().to_vec(),
-        })
+        Ok(Encoded { ids: encoding.get_ids().to_vec(), type_ids: encoding.get_type_ids().to_vec() })
     }
 
     /// Tokenizes many texts (or pairs) in parallel.
     pub fn encode_batch(&self, texts: &[(&str, Option<&str>)]) -> anyhow::Result<Vec<Encoded>> {
-        let inputs = texts
-            .iter()
-            .map(|&(text, pair)| encode_input(text, pair))
-            .collect();
+        let inputs = texts.iter().map(|&(text, pair)| encode_input(text, pair)).collect();
         let encodings = self
             .inner
             .encode_batch(inputs, true)
             .map_err(|e| anyhow::anyhow!("{}: cannot tokenize: {e}", self.source.display()))?;
         Ok(encodings
             .iter()
-            .map(|e| Encoded {
-                ids: e.get_ids().to_vec(),
-                type_ids: e.get_type_ids().to_vec(),
-            })
+            .map(|e| Encoded { ids: e.get_ids().to_vec(), type_ids: e.get_type_ids().to_vec() })
             .collect())
     }
 
@@ -132,10 +113,7 @@ impl TextTokenizer {
     pub fn check_vocab(&self, model_vocab_size: usize, dir: &Path) -> anyhow::Result<()> {
         let vocab = self.inner.get_vocab(true);
         let Some((token, &largest)) = vocab.iter().max_by_key(|&(_, &id)| id) else {
-            bail!(
-                "{}: the tokenizer has an empty vocabulary",
-                self.source.display()
-            );
+            bail!("{}: the tokenizer has an empty vocabulary", self.source.display());
         };
         if largest as usize >= model_vocab_size {
             bail!(
@@ -158,21 +136,14 @@ fn encode_input<'s>(text: &'s str, pair: Option<&'s str>) -> EncodeInput<'s> {
 
 /// Truncates every encoding to `max_len` tokens, special tokens included, and pads none.
 fn limit_length(tokenizer: &mut Tokenizer, max_len: usize) -> anyhow::Result<()> {
-    let pair_specials = tokenizer
-        .get_post_processor()
-        .map_or(0, |p| p.added_tokens(true));
+    let pair_specials = tokenizer.get_post_processor().map_or(0, |p| p.added_tokens(true));
     if max_len <= pair_specials {
         bail!("max_len {max_len} leaves no room for text next to the {pair_specials} special tokens of a pair");
     }
     // Longest-first removes tokens from the longer text of a pair, after the special tokens are
     // accounted for, so the final separator is always kept.
-    let truncation = TruncationParams {
-        max_length: max_len,
-        ..TruncationParams::default()
-    };
-    tokenizer
-        .with_truncation(Some(truncation))
-        .map_err(tk_err)?;
+    let truncation = TruncationParams { max_length: max_len, ..TruncationParams::default() };
+    tokenizer.with_truncation(Some(truncation)).map_err(tk_err)?;
     tokenizer.with_padding(None);
     Ok(())
 }
@@ -249,25 +220,17 @@ impl TokenizerConfig {
         if !path.is_file() {
             return Ok(Self::default());
         }
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("{}: cannot read", path.display()))?;
-        serde_json::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("{}: invalid tokenizer config: {e}", path.display()))
+        let text = std::fs::read_to_string(&path).with_context(|| format!("{}: cannot read", path.display()))?;
+        serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: invalid tokenizer config: {e}", path.display()))
     }
 
     /// The added tokens in id order, so that tokens missing from the model's vocabulary get the
     /// ids transformers gave them.
     fn added_tokens(&self) -> Vec<AddedToken> {
-        let mut by_id: Vec<(u64, &TokenSpec)> = self
-            .added_tokens_decoder
-            .iter()
-            .map(|(id, spec)| (id.parse().unwrap_or(u64::MAX), spec))
-            .collect();
+        let mut by_id: Vec<(u64, &TokenSpec)> =
+            self.added_tokens_decoder.iter().map(|(id, spec)| (id.parse().unwrap_or(u64::MAX), spec)).collect();
         by_id.sort_by_key(|&(id, _)| id);
-        by_id
-            .into_iter()
-            .map(|(_, spec)| spec.to_added_token(true))
-            .collect()
+        by_id.into_iter().map(|(_, spec)| spec.to_added_token(true)).collect()
     }
 }
 
@@ -315,16 +278,10 @@ impl SpecialTokens {
     /// config names none (DeBERTa v1 strips the space before its mask token).
     fn added_tokens(&self, default_mask: TokenSpec) -> Vec<AddedToken> {
         let mask = self.mask_token.clone().unwrap_or(default_mask);
-        [
-            &self.pad,
-            &self.unk_token,
-            &self.cls_token,
-            &self.sep_token,
-            &mask,
-        ]
-        .into_iter()
-        .map(|spec| spec.to_added_token(true))
-        .collect()
+        [&self.pad, &self.unk_token, &self.cls_token, &self.sep_token, &mask]
+            .into_iter()
+            .map(|spec| spec.to_added_token(true))
+            .collect()
     }
 }
 
@@ -361,21 +318,9 @@ impl From<TokenSpecJson> for TokenSpec {
     fn from(json: TokenSpecJson) -> Self {
         match json {
             TokenSpecJson::Plain(content) => Self::plain(&content),
-            TokenSpecJson::Full {
-                content,
-                lstrip,
-                rstrip,
-                single_word,
-                special,
-                normalized,
-            } => Self {
-                content,
-                lstrip,
-                rstrip,
-                single_word,
-                special,
-                normalized,
-            },
+            TokenSpecJson::Full { content, lstrip, rstrip, single_word, special, normalized } => {
+                Self { content, lstrip, rstrip, single_word, special, normalized }
+            }
         }
     }
 }
@@ -426,8 +371,7 @@ fn tk_err(e: tokenizers::Error) -> anyhow::Error {
 /// Loads a `tokenizer.json`; an explicit `do_lower_case` of the config overrides a BERT
 /// normalizer's, as `BertTokenizerFast` does.
 fn load_tokenizer_json(path: &Path, config: &TokenizerConfig) -> anyhow::Result<Tokenizer> {
-    let mut tokenizer = Tokenizer::from_file(path)
-        .map_err(|e| anyhow::anyhow!("not a valid tokenizer.json: {e}"))?;
+    let mut tokenizer = Tokenizer::from_file(path).map_err(|e| anyhow::anyhow!("not a valid tokenizer.json: {e}"))?;
     if let (Some(lowercase), Some(&NormalizerWrapper::BertNormalizer(mut bert))) =
         (config.do_lower_case, tokenizer.get_normalizer())
     {
@@ -455,20 +399,14 @@ fn wordpiece_pipeline(vocab_path: &Path, config: &TokenizerConfig) -> anyhow::Re
         config.strip_accents,
         config.do_lower_case.unwrap_or(true),
     );
-    tokenizer
-        .with_normalizer(Some(normalizer))
-        .map_err(tk_err)?;
+    tokenizer.with_normalizer(Some(normalizer)).map_err(tk_err)?;
     tokenizer.with_pre_tokenizer(Some(BertPreTokenizer));
     tokenizer.with_decoder(Some(WordPieceDecoder::new("##".into(), true)));
     finish_pipeline(tokenizer, config, Vec::new(), TokenSpec::plain("[MASK]"))
 }
 
 /// DeBERTa v1's GPT-2 byte-level BPE (`DebertaConverter`).
-fn byte_level_bpe_pipeline(
-    vocab: &Path,
-    merges: &Path,
-    config: &TokenizerConfig,
-) -> anyhow::Result<Tokenizer> {
+fn byte_level_bpe_pipeline(vocab: &Path, merges: &Path, config: &TokenizerConfig) -> anyhow::Result<Tokenizer> {
     let model = BPE::from_file(&vocab.to_string_lossy(), &merges.to_string_lossy())
         .build()
         .map_err(|e| anyhow::anyhow!("not a readable BPE vocabulary and merges file: {e}"))?;
@@ -476,31 +414,17 @@ fn byte_level_bpe_pipeline(
     let byte_level = ByteLevel::new(config.add_prefix_space.unwrap_or(false), true, true);
     tokenizer.with_pre_tokenizer(Some(byte_level));
     tokenizer.with_decoder(Some(byte_level));
-    let mask = TokenSpec {
-        lstrip: true,
-        ..TokenSpec::plain("[MASK]")
-    };
+    let mask = TokenSpec { lstrip: true, ..TokenSpec::plain("[MASK]") };
     finish_pipeline(tokenizer, config, Vec::new(), mask)
 }
 
 /// DeBERTa v2/v3's SentencePiece unigram pipeline (`DebertaV2Converter`).
 fn unigram_pipeline(spm: &SpmModel, config: &TokenizerConfig) -> anyhow::Result<Tokenizer> {
-    let vocab = spm
-        .pieces
-        .iter()
-        .map(|p| (p.piece.clone(), f64::from(p.score)))
-        .collect();
-    let mut tokenizer =
-        Tokenizer::new(Unigram::from(vocab, Some(spm.unk_id), false).map_err(tk_err)?);
-    tokenizer
-        .with_normalizer(Some(spm_normalizer(spm, config)?))
-        .map_err(tk_err)?;
+    let vocab = spm.pieces.iter().map(|p| (p.piece.clone(), f64::from(p.score))).collect();
+    let mut tokenizer = Tokenizer::new(Unigram::from(vocab, Some(spm.unk_id), false).map_err(tk_err)?);
+    tokenizer.with_normalizer(Some(spm_normalizer(spm, config)?)).map_err(tk_err)?;
 
-    let prepend = if config.add_prefix_space.unwrap_or(true) {
-        PrependScheme::Always
-    } else {
-        PrependScheme::Never
-    };
+    let prepend = if config.add_prefix_space.unwrap_or(true) { PrependScheme::Always } else { PrependScheme::Never };
     let metaspace = Metaspace::new('▁', prepend, true);
     let mut pre_tokenizers: Vec<PreTokenizerWrapper> = Vec::new();
     if config.split_by_punct {
@@ -511,17 +435,10 @@ fn unigram_pipeline(spm: &SpmModel, config: &TokenizerConfig) -> anyhow::Result<
     tokenizer.with_decoder(Some(metaspace));
 
     // User-defined pieces are always kept whole; declared control symbols are special tokens.
-    let user_defined = spm
-        .pieces
-        .iter()
-        .filter(|p| p.kind == PieceKind::UserDefined);
+    let user_defined = spm.pieces.iter().filter(|p| p.kind == PieceKind::UserDefined);
     let spm_tokens = user_defined
         .map(|p| AddedToken::from(p.piece.clone(), false).normalized(false))
-        .chain(
-            spm.control_symbols
-                .iter()
-                .map(|s| AddedToken::from(s.clone(), true)),
-        )
+        .chain(spm.control_symbols.iter().map(|s| AddedToken::from(s.clone(), true)))
         .collect();
     finish_pipeline(tokenizer, config, spm_tokens, TokenSpec::plain("[MASK]"))
 }
@@ -539,11 +456,7 @@ fn spm_normalizer(spm: &SpmModel, config: &TokenizerConfig) -> anyhow::Result<No
             .map_err(|e| anyhow::anyhow!("invalid precompiled_charsmap: {e}"))?;
         normalizers.push(charsmap.into());
     }
-    normalizers.push(
-        Replace::new(ReplacePattern::Regex(" {2,}".into()), " ")
-            .map_err(tk_err)?
-            .into(),
-    );
+    normalizers.push(Replace::new(ReplacePattern::Regex(" {2,}".into()), " ").map_err(tk_err)?.into());
     Ok(NormalizerSequence::new(normalizers))
 }
 
@@ -556,27 +469,19 @@ fn finish_pipeline(
     model_tokens: Vec<AddedToken>,
     default_mask: TokenSpec,
 ) -> anyhow::Result<Tokenizer> {
-    let tokens = model_tokens
-        .into_iter()
-        .chain(config.added_tokens())
-        .chain(config.special.added_tokens(default_mask));
+    let tokens = model_tokens.into_iter().chain(config.added_tokens()).chain(config.special.added_tokens(default_mask));
     tokenizer.add_tokens(tokens).map_err(tk_err)?;
 
     let cls = &config.special.cls_token.content;
     let sep = &config.special.sep_token.content;
     let id_of = |token: &str| {
-        tokenizer
-            .token_to_id(token)
-            .with_context(|| format!("special token `{token}` is not in the vocabulary"))
+        tokenizer.token_to_id(token).with_context(|| format!("special token `{token}` is not in the vocabulary"))
     };
     let template = TemplateProcessing::builder()
         .try_single(format!("{cls}:0 $A:0 {sep}:0"))
         .and_then(|b| b.try_pair(format!("{cls}:0 $A:0 {sep}:0 $B:1 {sep}:1")))
         .map_err(|e| anyhow::anyhow!("invalid special tokens `{cls}`, `{sep}`: {e}"))?
-        .special_tokens(vec![
-            (cls.as_str(), id_of(cls)?),
-            (sep.as_str(), id_of(sep)?),
-        ])
+        .special_tokens(vec![(cls.as_str(), id_of(cls)?), (sep.as_str(), id_of(sep)?)])
         .build()?;
     tokenizer.with_post_processor(Some(template));
     Ok(tokenizer)
@@ -589,11 +494,7 @@ mod tests {
 
     /// A DeBERTa-v3-like vocabulary: [PAD] 0, [CLS] 1, [SEP] 2, [UNK] 3, then scored pieces.
     fn tiny_spm() -> SpmModel {
-        let piece = |piece: &str, score: f32, kind: PieceKind| Piece {
-            piece: piece.into(),
-            score,
-            kind,
-        };
+        let piece = |piece: &str, score: f32, kind: PieceKind| Piece { piece: piece.into(), score, kind };
         let mut pieces = vec![
             piece("[PAD]", 0.0, PieceKind::Control),
             piece("[CLS]", 0.0, PieceKind::Control),
@@ -604,17 +505,8 @@ mod tests {
             piece("▁world", -1.0, PieceKind::Normal),
             piece("llo", -3.0, PieceKind::Normal),
         ];
-        pieces.extend(
-            "helowrd"
-                .chars()
-                .map(|c| piece(&c.to_string(), -5.0, PieceKind::Normal)),
-        );
-        SpmModel {
-            pieces,
-            unk_id: 3,
-            control_symbols: Vec::new(),
-            precompiled_charsmap: Vec::new(),
-        }
+        pieces.extend("helowrd".chars().map(|c| piece(&c.to_string(), -5.0, PieceKind::Normal)));
+        SpmModel { pieces, unk_id: 3, control_symbols: Vec::new(), precompiled_charsmap: Vec::new() }
     }
 
     fn unigram(config: &str) -> Tokenizer {
@@ -640,10 +532,7 @@ mod tests {
     #[test]
     fn unigram_lowercases_only_when_configured() {
         assert!(ids(&unigram("{}"), "Hello").contains(&3));
-        assert_eq!(
-            ids(&unigram(r#"{"do_lower_case": true}"#), "Hello World"),
-            vec![1, 5, 6, 2]
-        );
+        assert_eq!(ids(&unigram(r#"{"do_lower_case": true}"#), "Hello World"), vec![1, 5, 6, 2]);
     }
 
     #[test]

@@ -1,5 +1,9 @@
 //! The trainer (on its own thread), optimizer, schedule, metrics and checkpoints.
+pub mod checkpoint;
+pub mod evaluate;
 pub mod events;
 pub mod metrics;
 pub mod optim;
+pub mod prepare;
 pub mod schedule;
+pub mod trainer;

@@ -19,7 +19,8 @@ impl LabeledSet {
     fn tokenize(name: &str, dataset: &Dataset, tokenizer: &TextTokenizer) -> anyhow::Result<Self> {
         let rows: Vec<(&str, Option<&str>)> =
             dataset.examples.iter().map(|e| (e.text.as_str(), e.pair.as_deref())).collect();
-        let encoded = tokenizer.encode_batch(&rows).with_context(|| format!("tokenizing {}", dataset.path.display()))?;
+        let encoded =
+            tokenizer.encode_batch(&rows).with_context(|| format!("tokenizing {}", dataset.path.display()))?;
         Ok(Self { name: name.to_string(), encoded, labels: dataset.labels() })
     }
 
@@ -127,11 +128,10 @@ fn to_source_labels(pool: &mut Dataset, map: &LabelMap, num_labels: usize) -> an
         inverse[target] = Some(source);
     }
     for example in &mut pool.examples {
-        example.label = inverse
-            .get(example.label as usize)
-            .copied()
-            .flatten()
-            .with_context(|| format!("{}: target label {} has no source label", pool.path.display(), example.label))?;
+        example.label =
+            inverse.get(example.label as usize).copied().flatten().with_context(|| {
+                format!("{}: target label {} has no source label", pool.path.display(), example.label)
+            })?;
     }
     Ok(())
 }

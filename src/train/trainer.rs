@@ -142,7 +142,8 @@ impl Trainer {
 
         let mut stages = vec![Stage::Source];
         if let Some(target) = &data.target {
-            stages.extend(target.train.iter().filter(|(f, _)| *f > 0.0).map(|&(fraction, _)| Stage::Target { fraction }));
+            stages
+                .extend(target.train.iter().filter(|(f, _)| *f > 0.0).map(|&(fraction, _)| Stage::Target { fraction }));
         }
         let fresh = TrainState {
             stage_index: 0,
@@ -317,10 +318,10 @@ impl Trainer {
                 samples_per_sec: samples / started.elapsed().as_secs_f64().max(1e-9),
             })?;
             let last = self.state.step == total_steps;
-            if self.state.step % eval_every == 0 || last {
+            if self.state.step.is_multiple_of(eval_every) || last {
                 self.evaluate_during(stage, method.as_ref())?;
             }
-            if train.checkpoint_every > 0 && self.state.step % train.checkpoint_every == 0 && !last {
+            if train.checkpoint_every > 0 && self.state.step.is_multiple_of(train.checkpoint_every) && !last {
                 self.write_checkpoint(Some(&optimizer), Some(method.as_ref()))?;
             }
         }
