@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use candle_core::{DType, Device, Tensor, Var, D};
 use common::{expected, fixture_inputs, fixture_model, max_abs_diff};
-use sift_tui::data::batch::Batch;
+use sift_tui::data::Batch;
 use sift_tui::method::alum::{Alum, AlumConfig};
 use sift_tui::method::divergence::{
     cross_entropy, kl_sg, scalar, skl_full, skl_sg, squared_error, stable_kl, Reduction,
