@@ -26,6 +26,7 @@ kind = "twitter-hate"
 
 [target]
 fractions = [0.0, 0.1]
+label_map = "hate-to-negative"
 
 [target.dataset]
 kind = "uci-sentiment"

@@ -2,7 +2,7 @@
 //!
 //! SIGINT or SIGTERM asks the trainer to checkpoint and stop; `resume` (or running the same preset
 //! again) continues from that checkpoint.
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use crossbeam_channel::{select, Receiver};
@@ -11,6 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::experiment::preset::Preset;
 use crate::experiment::rundir::{runs_dir_default, RunDir};
 use crate::experiment::sweep::{list_runs, select as select_run, RunSpec};
+use crate::train::checkpoint;
 use crate::train::events::{Command, Event};
 use crate::train::trainer::spawn;
 
@@ -64,9 +65,10 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             eprintln!("[{}/{count}] {}: already finished, skipped", i + 1, spec.run_id);
             continue;
         }
-        let resume = dir.join("checkpoints").is_dir();
+        // Re-entering an unfinished run (same config) continues it from its newest checkpoint.
+        let run_dir = RunDir::create(&runs_dir, &spec)?;
+        let resume = checkpoint::any(&run_dir.checkpoints_dir());
         eprintln!("[{}/{count}] {}{}", i + 1, spec.run_id, if resume { " (resuming)" } else { "" });
-        let run_dir = if resume { RunDir::open(&dir)? } else { RunDir::create(&runs_dir, &spec)? };
         if let Ending::Stopped = drive(spec, run_dir, resume, &interrupts)? {
             eprintln!("interrupted: the run is checkpointed; run the same command again to continue");
             return Ok(());
@@ -77,18 +79,19 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
 }
 
 pub fn resume(args: &ResumeArgs) -> anyhow::Result<()> {
-    let run_dir = RunDir::open(&args.run_dir)?;
-    let spec = spec_of(&args.run_dir)?;
+    let mut run_dir = RunDir::open(&args.run_dir)?;
+    run_dir.lock()?;
+    let spec = spec_of(&run_dir)?;
     let interrupts = interrupt_channel()?;
     drive(spec, run_dir, true, &interrupts)?;
     Ok(())
 }
 
 /// The run a directory holds, from its fully resolved `config.toml`.
-fn spec_of(dir: &Path) -> anyhow::Result<RunSpec> {
-    let preset = Preset::load(&dir.join("config.toml"), &[])?;
+fn spec_of(run_dir: &RunDir) -> anyhow::Result<RunSpec> {
+    let preset = run_dir.read_config()?;
     let mut spec = preset.runs().into_iter().next().context("the run's config.toml names no run")?;
-    spec.run_id = dir.file_name().context("run directory has no name")?.to_string_lossy().into_owned();
+    spec.run_id = run_dir.run_id();
     Ok(spec)
 }
 

@@ -66,6 +66,11 @@ pub fn save(dir: &Path, state: &TrainState, tensors: &HashMap<String, Tensor>) -
     Ok(tensor_path)
 }
 
+/// Whether `dir` holds any checkpoint to resume from.
+pub fn any(dir: &Path) -> bool {
+    !list(dir).is_empty()
+}
+
 /// The state files in `dir`, oldest first (names sort by stage, then step).
 fn list(dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
