@@ -1,0 +1,177 @@
+//! The `sift-tui` binary end to end: a preset sweep with overrides and its table, bad input, and a run
+//! killed with SIGKILL that resumes to a complete metrics file.
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+fn sift() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sift-tui"))
+}
+
+fn shared_data() -> Option<String> {
+    match std::env::var("SIFT_DATA_DIR") {
+        Ok(dir) => Some(dir),
+        Err(_) => {
+            eprintln!("skipped: SIFT_DATA_DIR is not set (CI sets it to ../shared/data)");
+            None
+        }
+    }
+}
+
+fn text(output: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+#[test]
+fn quick_preset_with_overrides_runs_and_tabulates() {
+    let (Some(_), Some(_)) = (shared_data(), common::shared_model("all-MiniLM-L6-v2")) else { return };
+    let runs = tempfile::tempdir().unwrap();
+    let output = sift()
+        .args(["run", "presets/quick.toml", "--runs-dir"])
+        .arg(runs.path())
+        .args(["--set", r#"sweep.models=["sentence-transformers/all-MiniLM-L6-v2"]"#])
+        .args(["--set", r#"sweep.methods=["standard","sift"]"#])
+        .args(["--set", "sweep.seeds=[7]", "--set", "source.limit=128", "--set", "target.limit=100"])
+        .args(["--set", "train.max_steps=2", "--set", "train.batch_size=16", "--set", "train.max_len=32"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    let table = sift().arg("table").arg(runs.path()).output().unwrap();
+    let table = text(&table);
+    for needle in ["standard", "sift", "0%", "10%", "all-MiniLM-L6-v2"] {
+        assert!(table.contains(needle), "`{needle}` missing from:\n{table}");
+    }
+}
+
+#[test]
+fn malformed_training_files_fail_with_the_file_and_line() {
+    let Some(data) = shared_data() else { return };
+    let cases: [(&str, &[u8]); 6] = [
+        ("empty", b""),
+        ("header only", b"id,label,tweet\n"),
+        ("unbalanced quote", b"id,label,tweet\n1,0,\"never closed\n2,1,ok\n"),
+        ("wrong columns", b"id,label,tweet\n1,0,a,b\n"),
+        ("unknown label", b"id,label,tweet\n1,0,fine\n2,hate,bad\n"),
+        ("binary", b"id,label,tweet\n\x00\x01\x02\xff\xfe\n"),
+    ];
+    for (case, bytes) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(Path::new(&data), dir.path());
+        std::fs::write(dir.path().join("twitter-hate/train.csv"), bytes).unwrap();
+        let output = sift()
+            .args(["run", "presets/quick.toml", "--runs-dir"])
+            .arg(dir.path().join("runs"))
+            .env("SIFT_DATA_DIR", dir.path())
+            .output()
+            .unwrap();
+        let out = text(&output);
+        assert_eq!(output.status.code(), Some(2), "{case}: {out}");
+        assert!(out.contains("train.csv:"), "{case}: the message names the file and line: {out}");
+        assert!(!out.contains("panicked"), "{case}: {out}");
+    }
+}
+
+#[test]
+fn bad_presets_exit_2_naming_the_key() {
+    for (set, key) in [("train.batch_size=0", "train.batch_size"), ("sweep.methods=[\"magic\"]", "magic")] {
+        let output = sift().args(["run", "presets/quick.toml", "--list", "--set", set]).output().unwrap();
+        assert_eq!(output.status.code(), Some(2));
+        assert!(text(&output).contains(key), "{}", text(&output));
+    }
+}
+
+#[test]
+fn a_killed_run_resumes_to_a_complete_metrics_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let preset = write_tiny_preset(dir.path());
+    let runs = dir.path().join("runs");
+    let mut child = sift()
+        .args(["run"])
+        .arg(&preset)
+        .arg("--runs-dir")
+        .arg(&runs)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let run = runs.join("kill__bert-cls__standard__s1");
+    let started = Instant::now();
+    while !has_checkpoint(&run.join("checkpoints")) {
+        assert!(started.elapsed() < Duration::from_secs(120), "no checkpoint appeared");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(!run.join("results.json").exists(), "the run should have been killed before finishing");
+
+    let output = sift().arg("resume").arg(&run).output().unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let steps: Vec<(u64, u64)> = lines
+        .iter()
+        .filter(|l| l["kind"] == "step")
+        .map(|l| (l["stage_index"].as_u64().unwrap(), l["step"].as_u64().unwrap()))
+        .collect();
+    let source: Vec<u64> = steps.iter().filter(|s| s.0 == 0).map(|s| s.1).collect();
+    assert_eq!(source, (1..=120).collect::<Vec<_>>(), "every source update once, in order");
+    assert!(run.join("results.json").is_file());
+}
+
+fn has_checkpoint(dir: &Path) -> bool {
+    std::fs::read_dir(dir)
+        .is_ok_and(|mut entries| entries.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".json"))))
+}
+
+/// A preset over the tiny BERT fixture and a synthetic table, long enough to be killed mid-way.
+fn write_tiny_preset(dir: &Path) -> std::path::PathBuf {
+    let data = dir.join("data.csv");
+    let mut rows = String::from("text,label\n");
+    for i in 0..64 {
+        rows.push_str(&format!("sentence number {i} is {},{}\n", if i % 2 == 0 { "good" } else { "bad" }, i % 2));
+    }
+    std::fs::write(&data, rows).unwrap();
+    let preset = format!(
+        r#"name = "kill"
+[sweep]
+models = ["{model}"]
+methods = ["standard"]
+seeds = [1]
+[source]
+[source.dataset]
+kind = "table"
+path = "{data}"
+text_column = "text"
+label_column = "label"
+label_names = ["neg", "pos"]
+[train]
+batch_size = 4
+max_steps = 120
+epochs = 10
+max_len = 16
+checkpoint_every = 5
+"#,
+        model = common::fixture_model("bert-cls").display(),
+        data = data.display()
+    );
+    let path = dir.join("kill.toml");
+    std::fs::write(&path, preset).unwrap();
+    path
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
