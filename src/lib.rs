@@ -14,5 +14,6 @@ pub mod data;
 pub mod experiment;
 pub mod method;
 pub mod model;
+pub mod report;
 pub mod rng;
 pub mod train;

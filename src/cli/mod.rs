@@ -49,7 +49,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", crate::report::report(&e));
             ExitCode::from(EXIT_BAD_INPUT)
         }
     }

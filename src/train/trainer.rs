@@ -55,7 +55,7 @@ pub fn spawn(spec: RunSpec, run_dir: RunDir, resume: bool) -> TrainerHandle {
             }));
             let failure = match outcome {
                 Ok(Ok(())) => return,
-                Ok(Err(e)) => format!("{e:#}"),
+                Ok(Err(e)) => crate::report::report(&e),
                 Err(panic) => format!("the trainer panicked: {}", panic_message(&panic)),
             };
             let _ = events.send(Event::Failed(failure));
