@@ -131,8 +131,12 @@ fn has_checkpoint(dir: &Path) -> bool {
 fn write_tiny_preset(dir: &Path) -> std::path::PathBuf {
     let data = dir.join("data.csv");
     let mut rows = String::from("text,label\n");
-    for i in 0..64 {
-        rows.push_str(&format!("sentence number {i} is {},{}\n", if i % 2 == 0 { "good" } else { "bad" }, i % 2));
+    for i in 0..64u32 {
+        rows.push_str(&format!(
+            "sentence number {i} is {},{}\n",
+            if i.is_multiple_of(2) { "good" } else { "bad" },
+            i % 2
+        ));
     }
     std::fs::write(&data, rows).unwrap();
     let preset = format!(

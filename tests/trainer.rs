@@ -19,7 +19,7 @@ fn write_table(path: &Path, rows: usize, offset: usize) {
     let mut text = String::from("text,label\n");
     for i in 0..rows {
         let k = i + offset;
-        let (words, label) = if k % 2 == 0 { (&good, 1) } else { (&bad, 0) };
+        let (words, label) = if k.is_multiple_of(2) { (&good, 1) } else { (&bad, 0) };
         text.push_str(&format!("the movie was {} and {},{label}\n", words[k % 5], words[(k / 2) % 5]));
     }
     std::fs::write(path, text).unwrap();
