@@ -122,6 +122,37 @@ fn a_killed_run_resumes_to_a_complete_metrics_file() {
     assert!(run.join("results.json").is_file());
 }
 
+#[test]
+fn sigterm_checkpoints_and_the_same_command_continues() {
+    let dir = tempfile::tempdir().unwrap();
+    let preset = write_tiny_preset(dir.path());
+    let runs = dir.path().join("runs");
+    let run_command = || {
+        let mut command = sift();
+        command.arg("run").arg(&preset).arg("--runs-dir").arg(&runs);
+        command
+    };
+    let mut child = run_command().stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let run = runs.join("kill__bert-cls__standard__s1");
+    let started = Instant::now();
+    while !has_checkpoint(&run.join("checkpoints")) {
+        assert!(started.elapsed() < Duration::from_secs(120), "no checkpoint appeared");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "a clean exit after SIGTERM: {stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(!run.join("results.json").exists());
+
+    let output = run_command().output().unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(text(&output).contains("resuming"), "{}", text(&output));
+    assert!(run.join("results.json").is_file());
+}
+
 fn has_checkpoint(dir: &Path) -> bool {
     std::fs::read_dir(dir)
         .is_ok_and(|mut entries| entries.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".json"))))
