@@ -132,7 +132,7 @@ fn sigterm_checkpoints_and_the_same_command_continues() {
         command.arg("run").arg(&preset).arg("--runs-dir").arg(&runs);
         command
     };
-    let mut child = run_command().stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let child = run_command().stderr(std::process::Stdio::piped()).spawn().unwrap();
     let run = runs.join("kill__bert-cls__standard__s1");
     let started = Instant::now();
     while !has_checkpoint(&run.join("checkpoints")) {
