@@ -153,6 +153,36 @@ fn sigterm_checkpoints_and_the_same_command_continues() {
     assert!(run.join("results.json").is_file());
 }
 
+/// Two processes running one sweep into one runs directory share it: each run is trained once.
+#[test]
+fn two_processes_share_a_sweep_without_clobbering() {
+    let dir = tempfile::tempdir().unwrap();
+    let preset = write_tiny_preset(dir.path());
+    let runs = dir.path().join("runs");
+    let spawn = || {
+        sift()
+            .arg("run")
+            .arg(&preset)
+            .args(["--set", "sweep.seeds=[1,2,3]", "--runs-dir"])
+            .arg(&runs)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    for child in [a, b] {
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    }
+    for seed in 1..=3 {
+        let run = runs.join(format!("kill__bert-cls__standard__s{seed}"));
+        let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+        let steps = metrics.lines().filter(|l| l.contains(r#""kind":"step""#)).count();
+        assert_eq!(steps, 120, "seed {seed}: every update exactly once");
+        assert!(run.join("results.json").is_file());
+    }
+}
+
 fn has_checkpoint(dir: &Path) -> bool {
     std::fs::read_dir(dir)
         .is_ok_and(|mut entries| entries.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".json"))))

@@ -9,8 +9,9 @@ use crossbeam_channel::{select, Receiver};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::experiment::preset::Preset;
-use crate::experiment::rundir::{runs_dir_default, RunDir};
+use crate::experiment::rundir::{runs_dir_default, RunBusy, RunDir};
 use crate::experiment::sweep::{list_runs, select as select_run, RunSpec};
+use crate::report::report;
 use crate::train::checkpoint;
 use crate::train::events::{Command, Event};
 use crate::train::trainer::spawn;
@@ -65,8 +66,20 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             eprintln!("[{}/{count}] {}: already finished, skipped", i + 1, spec.run_id);
             continue;
         }
-        // Re-entering an unfinished run (same config) continues it from its newest checkpoint.
-        let run_dir = RunDir::create(&runs_dir, &spec)?;
+        // Re-entering an unfinished run (same config) continues it from its newest checkpoint. A run
+        // that another process is training is left to it, so several machines can share a sweep.
+        let run_dir = match RunDir::create(&runs_dir, &spec) {
+            Err(e) if args.only.is_none() && e.downcast_ref::<RunBusy>().is_some() => {
+                eprintln!("[{}/{count}] {}: skipped, {}", i + 1, spec.run_id, report(&e));
+                continue;
+            }
+            other => other?,
+        };
+        if run_dir.results_path().is_file() {
+            // Finished by another process between the check above and taking the lock.
+            eprintln!("[{}/{count}] {}: already finished, skipped", i + 1, spec.run_id);
+            continue;
+        }
         let resume = checkpoint::any(&run_dir.checkpoints_dir());
         eprintln!("[{}/{count}] {}{}", i + 1, spec.run_id, if resume { " (resuming)" } else { "" });
         if let Ending::Stopped = drive(spec, run_dir, resume, &interrupts)? {

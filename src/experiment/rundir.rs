@@ -32,6 +32,15 @@ pub struct RunDir {
     lock: Option<File>,
 }
 
+/// Another process holds the run's lock: it is training that run right now.
+#[derive(Debug, thiserror::Error)]
+#[error("run {run_id} is already running in {holder} (lock {})", lock.display())]
+pub struct RunBusy {
+    pub run_id: String,
+    pub holder: String,
+    pub lock: PathBuf,
+}
+
 impl RunDir {
     /// Creates (or re-enters) the directory of `spec` under `runs_dir`, takes its lock and writes
     /// `config.toml`. Re-entering a directory whose config differs is an error, so a changed preset
@@ -115,7 +124,7 @@ impl RunDir {
                     "" => "another process".to_string(),
                     pid => format!("process {pid}"),
                 };
-                bail!("run {} is already running in {holder} (lock {})", self.run_id(), path.display());
+                return Err(RunBusy { run_id: self.run_id(), holder, lock: path }.into());
             }
             Err(TryLockError::Error(e)) => return Err(e).with_context(|| format!("{}: cannot lock", path.display())),
         }
