@@ -183,6 +183,39 @@ fn two_processes_share_a_sweep_without_clobbering() {
     }
 }
 
+/// A disk that fills up mid-run: the run fails with the cause, exit status 2, and the last complete
+/// checkpoint stays loadable with no temporary files left behind.
+#[test]
+fn a_full_disk_fails_cleanly_and_keeps_the_last_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let preset = write_tiny_preset(dir.path());
+    let disk = dir.path().join("disk");
+    std::fs::create_dir(&disk).unwrap();
+    let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", "size=700k", "tmpfs"]).arg(&disk).output();
+    if !mounted.is_ok_and(|o| o.status.success()) {
+        eprintln!("skipped: mounting a small tmpfs needs root");
+        return;
+    }
+    let output = sift().arg("run").arg(&preset).arg("--runs-dir").arg(&disk).output().unwrap();
+    let checkpoints = disk.join("kill__bert-cls__standard__s1/checkpoints");
+    let names: Vec<String> = std::fs::read_dir(&checkpoints)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let loadable = names.iter().filter(|n| n.ends_with(".json")).all(|json| {
+        let tensors = checkpoints.join(json.replace(".json", ".safetensors"));
+        serde_json::from_slice::<serde_json::Value>(&std::fs::read(checkpoints.join(json)).unwrap()).is_ok()
+            && candle_core::safetensors::load(&tensors, &candle_core::Device::Cpu).is_ok()
+    });
+    let _ = Command::new("umount").arg(&disk).status();
+    let out = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{out}");
+    assert!(out.contains("No space left on device"), "{out}");
+    assert!(names.iter().any(|n| n.ends_with(".json")), "a checkpoint was written before the disk filled: {names:?}");
+    assert!(loadable, "every checkpoint present loads: {names:?}");
+    assert!(!names.iter().any(|n| n.contains(".tmp")), "no temporary files left: {names:?}");
+}
+
 fn has_checkpoint(dir: &Path) -> bool {
     std::fs::read_dir(dir)
         .is_ok_and(|mut entries| entries.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".json"))))
