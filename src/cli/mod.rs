@@ -1,4 +1,6 @@
 //! Command-line entry points: the console by default, and headless subcommands.
+#[cfg(feature = "fetch")]
+mod data;
 mod encode;
 mod run;
 mod slurm;
@@ -31,6 +33,9 @@ enum Command {
     Encode(encode::EncodeArgs),
     /// Print an sbatch job-array script with one task per run of a preset.
     Slurm(slurm::SlurmArgs),
+    /// Manage the datasets of the data directory (download them with `data fetch`).
+    #[cfg(feature = "fetch")]
+    Data(data::DataArgs),
 }
 
 /// Exit status for bad input (files, presets, arguments), as opposed to internal failures.
@@ -45,6 +50,8 @@ pub fn main() -> ExitCode {
         Some(Command::Table(args)) => table::run(&args),
         Some(Command::Encode(args)) => encode::run(&args),
         Some(Command::Slurm(args)) => slurm::run(&args),
+        #[cfg(feature = "fetch")]
+        Some(Command::Data(args)) => data::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

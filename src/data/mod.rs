@@ -4,6 +4,8 @@
 //! `data/README.md`; the `*_PATH` constants are relative to it.
 mod batch;
 mod error;
+#[cfg(feature = "fetch")]
+pub mod fetch;
 mod labels;
 mod readers;
 mod sampler;
