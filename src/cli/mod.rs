@@ -3,7 +3,9 @@ mod encode;
 mod run;
 mod slurm;
 mod table;
+mod watch;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -15,6 +17,12 @@ use clap::{Parser, Subcommand};
     about = "Adversarial fine-tuning research console (BERT, DeBERTa; SiFT, SMART, ALUM, R3F, FreeLB)"
 )]
 pub struct Cli {
+    /// Open the console with this preset loaded (Enter launches it).
+    #[arg(long, value_name = "FILE")]
+    preset: Option<PathBuf>,
+    /// Where the console's run directories go (default: $SIFT_RUNS_DIR or runs/).
+    #[arg(long, value_name = "DIR")]
+    runs_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -31,6 +39,8 @@ enum Command {
     Encode(encode::EncodeArgs),
     /// Print an sbatch job-array script with one task per run of a preset.
     Slurm(slurm::SlurmArgs),
+    /// Follow the runs of a runs directory that other processes write (live from metrics.jsonl).
+    Watch(watch::WatchArgs),
 }
 
 /// Exit status for bad input (files, presets, arguments), as opposed to internal failures.
@@ -39,12 +49,16 @@ pub const EXIT_BAD_INPUT: u8 = 2;
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        None => Err(anyhow::anyhow!("the console is not built yet; use a subcommand (see --help)")),
+        None => crate::ui::run_console(crate::ui::ConsoleOptions {
+            preset: cli.preset,
+            runs_dir: cli.runs_dir.unwrap_or_else(crate::experiment::rundir::runs_dir_default),
+        }),
         Some(Command::Run(args)) => run::run(&args),
         Some(Command::Resume(args)) => run::resume(&args),
         Some(Command::Table(args)) => table::run(&args),
         Some(Command::Encode(args)) => encode::run(&args),
         Some(Command::Slurm(args)) => slurm::run(&args),
+        Some(Command::Watch(args)) => watch::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
