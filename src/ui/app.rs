@@ -536,6 +536,8 @@ impl App {
     }
 
     fn on_key(&mut self, key: KeyEvent) -> Vec<Request> {
+        // A notice stays until the next key, which has seen it.
+        self.notice = None;
         if self.setup.editing.is_some() {
             self.edit(key);
             return Vec::new();

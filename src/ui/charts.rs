@@ -114,10 +114,16 @@ pub fn format_number(value: f64) -> String {
     }
 }
 
-/// Labels at the ends and the middle of an axis; `log` ranges are labelled with 10^v.
-fn axis_labels(range: [f64; 2], log: bool) -> Vec<String> {
+/// Labels at the ends and the middle of the y axis; `log` ranges are labelled with 10^v.
+fn y_labels(range: [f64; 2], log: bool) -> Vec<String> {
     let mid = (range[0] + range[1]) / 2.0;
     [range[0], mid, range[1]].iter().map(|&v| format_number(if log { 10f64.powf(v) } else { v })).collect()
+}
+
+/// Labels of the x axis, which counts updates.
+fn x_labels(range: [f64; 2]) -> Vec<String> {
+    let mid = (range[0] + range[1]) / 2.0;
+    [range[0], mid, range[1]].iter().map(|v| format!("{v:.0}")).collect()
 }
 
 /// One chart as the run view draws it.
@@ -126,6 +132,10 @@ pub struct ChartView<'a> {
     pub series: &'a [Series],
     pub scale: Scale,
     pub focused: bool,
+    /// The x range, shared by the charts of a view so that they line up; else the data's.
+    pub x_range: Option<[f64; 2]>,
+    /// Where the legend goes when several series are drawn: a corner the curves tend to leave free.
+    pub legend: LegendPosition,
     /// Shown inside the frame while there is nothing to plot.
     pub empty: &'a str,
 }
@@ -151,11 +161,14 @@ impl ChartView<'_> {
             .title(Span::styled(format!(" {} ", self.title), Style::new().add_modifier(Modifier::BOLD)))
             .border_style(border);
         let plotted = self.plotted(area.width.saturating_sub(10));
-        let Some(bounds) = bounds(&plotted) else {
+        let Some(mut bounds) = bounds(&plotted) else {
             let text = Paragraph::new(Line::from(self.empty).style(Style::new().fg(Color::DarkGray))).block(block);
             frame.render_widget(text, area);
             return;
         };
+        if let Some(x) = self.x_range {
+            bounds.x = x;
+        }
         let datasets: Vec<Dataset> = plotted
             .iter()
             .map(|s| {
@@ -168,9 +181,9 @@ impl ChartView<'_> {
             })
             .collect();
         let axis_style = Style::new().fg(Color::DarkGray);
-        let x_axis = Axis::default().style(axis_style).bounds(bounds.x).labels(axis_labels(bounds.x, false));
-        let y_axis = Axis::default().style(axis_style).bounds(bounds.y).labels(axis_labels(bounds.y, self.scale.log_y));
-        let legend = (plotted.len() > 1).then_some(LegendPosition::TopRight);
+        let x_axis = Axis::default().style(axis_style).bounds(bounds.x).labels(x_labels(bounds.x));
+        let y_axis = Axis::default().style(axis_style).bounds(bounds.y).labels(y_labels(bounds.y, self.scale.log_y));
+        let legend = (plotted.len() > 1).then_some(self.legend);
         let chart = Chart::new(datasets)
             .block(block)
             .x_axis(x_axis)
@@ -231,6 +244,7 @@ mod tests {
         assert_eq!(format_number(0.5432), "0.543");
         assert_eq!(format_number(12.34), "12.3");
         assert_eq!(format_number(2e-5), "2.0e-5");
-        assert_eq!(axis_labels([-1.0, 1.0], true), vec!["0.100", "1.000", "10.0"]);
+        assert_eq!(y_labels([-1.0, 1.0], true), vec!["0.100", "1.000", "10.0"]);
+        assert_eq!(x_labels([0.0, 25.0]), vec!["0", "12", "25"]);
     }
 }

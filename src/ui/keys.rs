@@ -285,13 +285,24 @@ impl KeyMap {
     /// The keys of an action, in a stable order, for the help popup and hints.
     pub fn keys_of(&self, action: Action) -> Vec<Key> {
         let mut keys: Vec<Key> = self.actions.iter().filter(|(_, a)| **a == action).map(|(k, _)| *k).collect();
-        keys.sort_by_key(|k| k.to_string());
+        // Plain characters first: `q` before `ctrl-c`, `p` before `space`.
+        keys.sort_by_key(|k| (!k.modifiers.is_empty(), !matches!(k.code, KeyCode::Char(c) if c != ' '), k.to_string()));
         keys
     }
 
     /// The first key of an action as text, for hints (`?` for help).
     pub fn hint(&self, action: Action) -> String {
         self.keys_of(action).first().map(Key::to_string).unwrap_or_else(|| "(unbound)".into())
+    }
+
+    /// Every key of an action, `n/esc`, for popups that say how to answer.
+    pub fn all_hints(&self, action: Action) -> String {
+        let keys: Vec<String> = self.keys_of(action).iter().map(Key::to_string).collect();
+        if keys.is_empty() {
+            "(unbound)".into()
+        } else {
+            keys.join("/")
+        }
     }
 
     /// The default bindings with a `keys.toml` document applied.

@@ -94,11 +94,11 @@ impl Session {
             self.perform(app, requests);
             changed = true;
         }
-        if self.active.is_none() {
-            if let Some(run) = app.next_queued() {
-                self.start(app, run);
-                changed = true;
-            }
+        // A run that is skipped (already finished) or cannot start lets the next one go.
+        while self.active.is_none() {
+            let Some(run) = app.next_queued() else { break };
+            self.start(app, run);
+            changed = true;
         }
         changed
     }

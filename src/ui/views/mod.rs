@@ -102,7 +102,11 @@ fn draw_confirm_quit(frame: &mut Frame, app: &App) {
         Line::from("The trainer writes a checkpoint first;"),
         Line::from("the same launch resumes it later."),
         Line::from(""),
-        Line::from(format!("{} quit    {} keep training", keys.hint(Action::Confirm), keys.hint(Action::Cancel))),
+        Line::from(format!(
+            "{} quit    {} keep training",
+            keys.all_hints(Action::Confirm),
+            keys.all_hints(Action::Cancel)
+        )),
     ];
     let area = centered(frame.area(), 44, 7);
     frame.render_widget(Clear, area);
@@ -118,11 +122,14 @@ fn draw_failure(frame: &mut Frame, app: &App, run: &str, message: &str) {
         Line::from(message.to_string()),
         Line::from(""),
         Line::from(Span::styled(
-            format!("{} close; the run's log and charts stay in the run view", app.keys.hint(Action::Cancel)),
+            format!("{} close; the run's log and charts stay in the run view", app.keys.all_hints(Action::Cancel)),
             Style::new().fg(Color::DarkGray),
         )),
     ];
-    let area = centered(frame.area(), frame.area().width.saturating_sub(8).min(100), 12);
+    let width = frame.area().width.saturating_sub(8).min(100);
+    // Borders and four fixed lines, plus the message's wrapped lines.
+    let wrapped = message.chars().count().div_ceil(width.saturating_sub(2).max(1) as usize) as u16;
+    let area = centered(frame.area(), width, 6 + wrapped);
     frame.render_widget(Clear, area);
     let block = Block::bordered().title(" Training failed ").border_style(red);
     frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: false }).block(block), area);

@@ -3,7 +3,7 @@
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Gauge, List, ListItem, Paragraph};
+use ratatui::widgets::{Block, Gauge, LegendPosition, List, ListItem, Paragraph};
 use ratatui::Frame;
 
 use super::level_style;
@@ -137,7 +137,23 @@ fn chart_view<'a>(app: &App, kind: ChartKind, series: &'a [Series]) -> ChartView
         ChartKind::SourceDev => (format!("source dev · {metric}"), Scale::LINEAR, "no dev evaluation yet"),
         ChartKind::Target => (format!("target · {metric}"), Scale::LINEAR, "no target evaluation yet"),
     };
-    ChartView { title, series, scale, focused: settings.focus == kind, empty }
+    // Losses fall and scores rise: each legend goes where its curves tend not to be.
+    let legend = match kind {
+        ChartKind::Loss | ChartKind::AdvKl => LegendPosition::TopRight,
+        ChartKind::SourceDev | ChartKind::Target => LegendPosition::BottomRight,
+    };
+    let focused = settings.focus == kind;
+    ChartView { title, series, scale, focused, x_range: Some(x_range(app)), legend, empty }
+}
+
+/// From 0 to the furthest update any charted run has reached, so the four charts line up.
+fn x_range(app: &App) -> [f64; 2] {
+    let furthest = app.charted_runs().into_iter().map(|i| &app.runs[i]).flat_map(|run| {
+        let last_step = run.loss.last().map(|p| p.0);
+        let last_eval = run.evals.last().map(|e| e.x);
+        last_step.into_iter().chain(last_eval)
+    });
+    [0.0, furthest.fold(1.0, f64::max)]
 }
 
 fn metric_name(metric: Metric) -> &'static str {
@@ -228,7 +244,8 @@ fn draw_stats(frame: &mut Frame, area: Rect, app: &App, run: &RunState) {
         add(format!("lr {:.2e}", step.lr));
         add(format!("{:.1} samples/s", step.samples_per_sec));
     }
-    if let Some(eta) = run.stage.as_ref().and_then(|s| s.eta()) {
+    let training = matches!(run.status, RunStatus::Running | RunStatus::Paused);
+    if let Some(eta) = run.stage.as_ref().and_then(|s| s.eta()).filter(|_| training) {
         add(format!("ETA {}", clock(eta)));
     }
     let usage = &app.usage;
