@@ -12,7 +12,8 @@ use sift_tui::experiment::results::{ColumnResult, RunResults};
 use sift_tui::experiment::rundir::RunDir;
 use sift_tui::experiment::sweep::RunSpec;
 use sift_tui::train::events::{Command, Event, Scores};
-use sift_tui::ui::app::{App, Msg, Popup, RunStatus, View};
+use sift_tui::ui::app::{App, Msg, Popup, View};
+use sift_tui::ui::runs::RunStatus;
 use sift_tui::ui::session::{Launcher, Session, TrainerChannels};
 use ui_common::{code, console_app, key, render, step, write_preset};
 

@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 use insta::assert_snapshot;
 use ratatui::crossterm::event::KeyCode;
 use sift_tui::train::events::Event;
-use sift_tui::ui::app::{App, Mode, Msg, ResultsTable, RunState, View};
+use sift_tui::ui::app::{App, Mode, Msg, ResultsTable, View};
 use sift_tui::ui::form::SetupForm;
 use sift_tui::ui::keys::KeyMap;
 use sift_tui::ui::procstat::ProcessUsage;
+use sift_tui::ui::runs::RunState;
 use ui_common::{code, console_app, eval, feed, key, render, scripted_source_stage, step};
 
 const WIDTH: u16 = 120;

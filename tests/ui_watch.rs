@@ -7,9 +7,10 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use sift_tui::ui::app::{App, Mode, RunStatus};
+use sift_tui::ui::app::{App, Mode};
 use sift_tui::ui::form::SetupForm;
 use sift_tui::ui::keys::KeyMap;
+use sift_tui::ui::runs::RunStatus;
 use sift_tui::ui::watch::Watcher;
 use ui_common::render;
 

@@ -14,7 +14,10 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "sift-tui",
     version,
-    about = "Adversarial fine-tuning research console (BERT, DeBERTa; SiFT, SMART, ALUM, R3F, FreeLB)"
+    about = "Adversarial fine-tuning research console (BERT, DeBERTa; SiFT, SMART, ALUM, R3F, FreeLB)",
+    after_help = "Without a subcommand the console opens; press ? there for its keys. Keys can be rebound in \
+                  $XDG_CONFIG_HOME/sift-tui/keys.toml (or ~/.config/sift-tui/keys.toml), one action per line: \
+                  pause = [\"p\", \"space\"]"
 )]
 pub struct Cli {
     /// Open the console with this preset loaded (Enter launches it).

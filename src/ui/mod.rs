@@ -2,7 +2,7 @@
 //! most [`FRAME`] apart, and drains every pending trainer event between frames, so a slow
 //! terminal never slows training.
 //!
-//! - [`app`]: state and `update` (pure); [`form`]: the setup form;
+//! - [`app`]: state and `update` (pure); [`runs`]: one run's curves and log; [`form`]: the setup form;
 //! - [`session`]: the trainer of the active run, the queue's launches, results and exports;
 //! - [`watch`]: runs of other processes, followed through their `metrics.jsonl`;
 //! - [`views`] and [`charts`]: rendering; [`keys`]: bindings and `keys.toml`.
@@ -11,6 +11,7 @@ pub mod charts;
 pub mod form;
 pub mod keys;
 pub mod procstat;
+pub mod runs;
 pub mod session;
 pub mod views;
 pub mod watch;
@@ -22,10 +23,11 @@ use anyhow::Context;
 use ratatui::crossterm::event::{self, Event as TermEvent};
 use ratatui::DefaultTerminal;
 
-use app::{App, Level, Mode, Msg, Notice};
+use app::{App, Mode, Msg, Notice};
 use form::SetupForm;
 use keys::KeyMap;
 use procstat::UsageSampler;
+use runs::Level;
 use session::{Session, SpawnTrainer};
 use watch::Watcher;
 
@@ -56,7 +58,10 @@ pub fn run_console(options: ConsoleOptions) -> anyhow::Result<()> {
     session.refresh_results(&mut app);
     let outcome = with_terminal(|terminal| event_loop(terminal, &mut app, &mut session, None));
     // After an error the trainer may still be running: let it checkpoint before the process ends.
-    session.shut_down();
+    if session.is_training() {
+        eprintln!("stopping the trainer: writing a checkpoint…");
+        session.shut_down();
+    }
     outcome
 }
 

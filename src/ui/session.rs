@@ -7,7 +7,8 @@ use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 
-use super::app::{App, Level, Msg, Notice, Request, ResultsTable};
+use super::app::{App, Msg, Notice, Request, ResultsTable};
+use super::runs::Level;
 use crate::experiment::rundir::RunDir;
 use crate::experiment::sweep::RunSpec;
 use crate::experiment::table::{collect, render, Format};

@@ -10,8 +10,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Tabs, Wrap};
 use ratatui::Frame;
 
-use super::app::{App, Level, Mode, Popup};
+use super::app::{App, Mode, Popup};
 use super::keys::Action;
+use super::runs::Level;
 
 /// Draws the whole console.
 pub fn draw(frame: &mut Frame, app: &App) {

@@ -8,9 +8,10 @@ use ratatui::Frame;
 
 use super::level_style;
 use crate::experiment::preset::Metric;
-use crate::ui::app::{clock, is_target_split, App, ChartKind, Mode, RunState, RunStatus};
+use crate::ui::app::{App, ChartKind, Mode};
 use crate::ui::charts::{format_number, ChartView, Scale, Series};
 use crate::ui::procstat::format_bytes;
+use crate::ui::runs::{clock, is_target_split, RunState, RunStatus};
 
 /// Colours of overlaid runs, in chart order.
 const RUN_COLORS: [Color; 6] =
@@ -137,10 +138,10 @@ fn chart_view<'a>(app: &App, kind: ChartKind, series: &'a [Series]) -> ChartView
         ChartKind::SourceDev => (format!("source dev · {metric}"), Scale::LINEAR, "no dev evaluation yet"),
         ChartKind::Target => (format!("target · {metric}"), Scale::LINEAR, "no target evaluation yet"),
     };
-    // Losses fall and scores rise: each legend goes where its curves tend not to be.
+    // Losses fall and scores rise: each legend goes to the top corner its curves tend to leave.
     let legend = match kind {
         ChartKind::Loss | ChartKind::AdvKl => LegendPosition::TopRight,
-        ChartKind::SourceDev | ChartKind::Target => LegendPosition::BottomRight,
+        ChartKind::SourceDev | ChartKind::Target => LegendPosition::TopLeft,
     };
     let focused = settings.focus == kind;
     ChartView { title, series, scale, focused, x_range: Some(x_range(app)), legend, empty }
@@ -248,11 +249,14 @@ fn draw_stats(frame: &mut Frame, area: Rect, app: &App, run: &RunState) {
     if let Some(eta) = run.stage.as_ref().and_then(|s| s.eta()).filter(|_| training) {
         add(format!("ETA {}", clock(eta)));
     }
-    let usage = &app.usage;
-    add(format!("CPU {}", usage.cpu_percent.map_or("n/a".into(), |p| format!("{p:.0}%"))));
-    add(format!("RSS {}", usage.resident_bytes.map_or("n/a".into(), format_bytes)));
-    if let Some(threads) = usage.threads {
-        add(format!("{threads} threads"));
+    // Watch mode would show its own process, not the runs' (they may be on other machines).
+    if app.mode == Mode::Console {
+        let usage = &app.usage;
+        add(format!("CPU {}", usage.cpu_percent.map_or("n/a".into(), |p| format!("{p:.0}%"))));
+        add(format!("RSS {}", usage.resident_bytes.map_or("n/a".into(), format_bytes)));
+        if let Some(threads) = usage.threads {
+            add(format!("{threads} thread{}", if threads == 1 { "" } else { "s" }));
+        }
     }
     if let Some(last) = parts.last_mut() {
         *last = Span::raw(last.content.trim_end_matches(" ·").to_string());
