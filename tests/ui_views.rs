@@ -184,3 +184,17 @@ fn watch_view_before_any_run() {
     let app = App::new(Mode::Watch, SetupForm::new(Vec::new(), Vec::new()), KeyMap::default(), Path::new("runs"));
     assert_snapshot!(render(&app, 80, 12));
 }
+
+#[test]
+fn small_terminals_still_render() {
+    let mut app = standard_and_sift();
+    for (width, height) in [(80, 24), (40, 12), (10, 4), (1, 1)] {
+        for view in [View::Setup, View::Run, View::Results] {
+            app.view = view;
+            render(&app, width, height);
+        }
+        app.popup = Some(sift_tui::ui::app::Popup::Help);
+        render(&app, width, height);
+        app.popup = None;
+    }
+}
