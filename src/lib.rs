@@ -6,7 +6,7 @@
 //! - [`data`]: dataset readers, label maps, splits and batching;
 //! - [`train`]: the trainer thread, optimizer, schedule, metrics and checkpoints;
 //! - `experiment`: presets, sweeps, run directories and the results table;
-//! - `ui`: the ratatui console, which talks to the trainer through channels only;
+//! - [`ui`]: the ratatui console, which talks to the trainer through channels only;
 //! - [`cli`]: the command-line entry points.
 pub mod atomic;
 pub mod cli;
@@ -17,3 +17,4 @@ pub mod model;
 pub mod report;
 pub mod rng;
 pub mod train;
+pub mod ui;

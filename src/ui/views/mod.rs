@@ -1,0 +1,137 @@
+//! Rendering: one function per view, all reading the [`App`] and nothing else.
+mod help;
+mod results;
+mod run;
+mod setup;
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Clear, Paragraph, Tabs, Wrap};
+use ratatui::Frame;
+
+use super::app::{App, Mode, Popup};
+use super::keys::Action;
+use super::runs::Level;
+
+/// Draws the whole console.
+pub fn draw(frame: &mut Frame, app: &App) {
+    let [header, body, footer] =
+        Layout::vertical([Constraint::Length(1), Constraint::Min(0), Constraint::Length(1)]).areas(frame.area());
+    draw_header(frame, header, app);
+    match app.view {
+        super::app::View::Setup => setup::draw(frame, body, app),
+        super::app::View::Run => run::draw(frame, body, app),
+        super::app::View::Results => results::draw(frame, body, app),
+    }
+    draw_footer(frame, footer, app);
+    match &app.popup {
+        Some(Popup::Help) => help::draw(frame, app),
+        Some(Popup::ConfirmQuit) => draw_confirm_quit(frame, app),
+        Some(Popup::Failure { run, message }) => draw_failure(frame, app, run, message),
+        None => {}
+    }
+}
+
+fn draw_header(frame: &mut Frame, area: Rect, app: &App) {
+    let titles: Vec<&str> = app.views().iter().map(|v| v.title()).collect();
+    let selected = app.views().iter().position(|v| *v == app.view);
+    let name = match app.mode {
+        Mode::Console => " sift-tui ",
+        Mode::Watch => " sift-tui watch ",
+    };
+    let place = format!("runs: {} ", app.runs_dir);
+    let [left, tabs, right] = Layout::horizontal([
+        Constraint::Length(name.len() as u16),
+        Constraint::Min(0),
+        Constraint::Length(place.chars().count() as u16),
+    ])
+    .areas(area);
+    frame.render_widget(Span::styled(name, Style::new().fg(Color::Black).bg(Color::Cyan)), left);
+    let tabs_widget = Tabs::new(titles)
+        .select(selected)
+        .highlight_style(Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD))
+        .divider("│");
+    frame.render_widget(tabs_widget, tabs);
+    frame.render_widget(Span::styled(place, Style::new().fg(Color::DarkGray)), right);
+}
+
+fn draw_footer(frame: &mut Frame, area: Rect, app: &App) {
+    let line = match &app.notice {
+        Some(notice) => Line::from(Span::styled(notice.text.clone(), level_style(notice.level))),
+        None => {
+            let keys = &app.keys;
+            let hint = |action: Action, what: &str| format!("{} {what}", keys.hint(action));
+            let mut hints = vec![hint(Action::Help, "help"), hint(Action::NextView, "view")];
+            if app.mode == Mode::Console {
+                hints.extend([
+                    hint(Action::Launch, "launch"),
+                    hint(Action::PauseResume, "pause"),
+                    hint(Action::Checkpoint, "checkpoint"),
+                    hint(Action::Stop, "stop"),
+                ]);
+            }
+            hints.push(hint(Action::Quit, "quit"));
+            Line::from(Span::styled(hints.join(" · "), Style::new().fg(Color::DarkGray)))
+        }
+    };
+    frame.render_widget(Paragraph::new(line), area);
+}
+
+pub(super) fn level_style(level: Level) -> Style {
+    match level {
+        Level::Info => Style::new(),
+        Level::Good => Style::new().fg(Color::Green),
+        Level::Warn => Style::new().fg(Color::Yellow),
+        Level::Error => Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+    }
+}
+
+/// A rectangle of `width` × `height` cells in the middle of `area`, clipped to it.
+fn centered(area: Rect, width: u16, height: u16) -> Rect {
+    let [row] =
+        Layout::vertical([Constraint::Length(height.min(area.height))]).flex(ratatui::layout::Flex::Center).areas(area);
+    let [cell] =
+        Layout::horizontal([Constraint::Length(width.min(area.width))]).flex(ratatui::layout::Flex::Center).areas(row);
+    cell
+}
+
+fn draw_confirm_quit(frame: &mut Frame, app: &App) {
+    let keys = &app.keys;
+    let text = vec![
+        Line::from("A run is training. Quit?"),
+        Line::from("The trainer writes a checkpoint first;"),
+        Line::from("the same launch resumes it later."),
+        Line::from(""),
+        Line::from(format!(
+            "{} quit    {} keep training",
+            keys.all_hints(Action::Confirm),
+            keys.all_hints(Action::Cancel)
+        )),
+    ];
+    let area = centered(frame.area(), 44, 7);
+    frame.render_widget(Clear, area);
+    let block = Block::bordered().title(" Quit ").border_style(Style::new().fg(Color::Yellow));
+    frame.render_widget(Paragraph::new(text).block(block), area);
+}
+
+fn draw_failure(frame: &mut Frame, app: &App, run: &str, message: &str) {
+    let red = Style::new().fg(Color::Red);
+    let text = vec![
+        Line::from(Span::styled(format!("run {run} failed:"), red.add_modifier(Modifier::BOLD))),
+        Line::from(""),
+        Line::from(message.to_string()),
+        Line::from(""),
+        Line::from(Span::styled(
+            format!("{} close; the run's log and charts stay in the run view", app.keys.all_hints(Action::Cancel)),
+            Style::new().fg(Color::DarkGray),
+        )),
+    ];
+    let width = frame.area().width.saturating_sub(8).min(100);
+    // Borders and four fixed lines, plus the message's wrapped lines.
+    let wrapped = message.chars().count().div_ceil(width.saturating_sub(2).max(1) as usize) as u16;
+    let area = centered(frame.area(), width, 6 + wrapped);
+    frame.render_widget(Clear, area);
+    let block = Block::bordered().title(" Training failed ").border_style(red);
+    frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: false }).block(block), area);
+}

@@ -1,0 +1,200 @@
+//! Snapshots of the views, rendered into a `TestBackend` from scripted events (text only; colours
+//! are not part of a snapshot).
+mod ui_common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use insta::assert_snapshot;
+use ratatui::crossterm::event::KeyCode;
+use sift_tui::train::events::Event;
+use sift_tui::ui::app::{App, Mode, Msg, ResultsTable, View};
+use sift_tui::ui::form::SetupForm;
+use sift_tui::ui::keys::KeyMap;
+use sift_tui::ui::procstat::ProcessUsage;
+use sift_tui::ui::runs::RunState;
+use ui_common::{code, console_app, eval, feed, key, render, scripted_source_stage, step};
+
+const WIDTH: u16 = 120;
+const HEIGHT: u16 = 40;
+
+/// The repository's quick preset, by a relative path so that the snapshot does not hold a
+/// machine's directories.
+fn quick_preset() -> PathBuf {
+    let path = PathBuf::from("presets/quick.toml");
+    assert!(path.is_file(), "tests run in the package root");
+    path
+}
+
+/// An app with runs fed by scripted events, as the session would.
+fn app_with_runs(ids: &[&str]) -> App {
+    let mut app = console_app(vec![quick_preset()], Path::new("runs"));
+    for id in ids {
+        app.runs.push(RunState::new(id.to_string(), None));
+    }
+    app.update(Msg::Usage(ProcessUsage {
+        cpu_percent: Some(187.0),
+        resident_bytes: Some(812 << 20),
+        threads: Some(5),
+    }));
+    app.view = View::Run;
+    app
+}
+
+fn standard_and_sift() -> App {
+    let mut app = app_with_runs(&["quick__all-MiniLM-L6-v2__standard__s1", "quick__all-MiniLM-L6-v2__sift__s1"]);
+    let start = Instant::now();
+    feed(&mut app, 0, start, scripted_source_stage(24, 0.0, false));
+    feed(&mut app, 1, start, scripted_source_stage(17, 6.0, true));
+    app.update(Msg::Started { run: 1 });
+    app
+}
+
+#[test]
+fn setup_view_with_a_preset() {
+    let app = console_app(vec![quick_preset()], Path::new("runs"));
+    assert_snapshot!(render(&app, WIDTH, 30));
+}
+
+#[test]
+fn setup_view_marks_a_bad_field() {
+    let mut app = console_app(vec![quick_preset()], Path::new("runs"));
+    for c in ['j', 'j', 'j', 'i'] {
+        app.update(key(c));
+    }
+    for c in [',', ' ', 'x'] {
+        app.update(key(c));
+    }
+    app.update(code(KeyCode::Enter));
+    assert_snapshot!(render(&app, WIDTH, 30));
+}
+
+#[test]
+fn setup_view_without_presets() {
+    let app = App::new(Mode::Console, SetupForm::new(Vec::new(), Vec::new()), KeyMap::default(), Path::new("runs"));
+    assert_snapshot!(render(&app, 80, 16));
+}
+
+#[test]
+fn run_view_while_training() {
+    let mut app = app_with_runs(&["quick__all-MiniLM-L6-v2__sift__s1"]);
+    app.update(Msg::Started { run: 0 });
+    feed(&mut app, 0, Instant::now(), scripted_source_stage(22, 0.0, true));
+    app.update(Msg::Trainer {
+        run: 0,
+        event: Event::Warning("dev split has 3 examples of class 1".into()),
+        at: Instant::now(),
+    });
+    assert_snapshot!(render(&app, WIDTH, HEIGHT));
+}
+
+#[test]
+fn run_view_across_stages() {
+    let mut app = app_with_runs(&["quick__all-MiniLM-L6-v2__sift__s1"]);
+    let start = Instant::now();
+    feed(&mut app, 0, start, scripted_source_stage(30, 0.0, true));
+    let later = start + Duration::from_secs(40);
+    let mut target = vec![
+        (eval("source", 30, "0%", 0.62, 0.25), Duration::ZERO),
+        (Event::Stage { name: "target-10%".into(), index: 1, count: 2, total_steps: 8 }, Duration::ZERO),
+    ];
+    for s in 1..=8usize {
+        target.push((step("target-10%", s, 0.4 - 0.03 * s as f32, Some(0.02)), Duration::from_secs(s as u64)));
+    }
+    target.push((eval("target-10%", 8, "target-test", 0.71, 0.42), Duration::from_secs(8)));
+    target.push((eval("target-10%", 8, "10%", 0.71, 0.42), Duration::from_secs(8)));
+    target.push((
+        Event::Finished { results: "runs/quick__all-MiniLM-L6-v2__sift__s1/results.json".into() },
+        Duration::from_secs(9),
+    ));
+    feed(&mut app, 0, later, target);
+    assert_snapshot!(render(&app, WIDTH, HEIGHT));
+}
+
+#[test]
+fn run_view_overlays_two_runs_on_log_scale() {
+    let mut app = standard_and_sift();
+    app.update(key('j'));
+    app.update(key('o'));
+    app.update(key('k'));
+    app.update(key('L'));
+    app.update(key(']'));
+    app.update(key('m'));
+    app.update(key('m'));
+    assert_snapshot!(render(&app, WIDTH, HEIGHT));
+}
+
+#[test]
+fn run_view_zooms_the_focused_chart() {
+    let mut app = standard_and_sift();
+    app.update(key('l'));
+    app.update(key('l'));
+    app.update(key('z'));
+    assert_snapshot!(render(&app, 100, 36));
+}
+
+#[test]
+fn run_view_shows_a_failure() {
+    let mut app = app_with_runs(&["quick__all-MiniLM-L6-v2__sift__s1"]);
+    app.update(Msg::Started { run: 0 });
+    feed(&mut app, 0, Instant::now(), scripted_source_stage(5, 0.0, true));
+    let failure = Event::Failed("source: 5 non-finite updates in a row (loss or gradient NaN/inf) at update 6".into());
+    app.update(Msg::Trainer { run: 0, event: failure, at: Instant::now() });
+    assert_snapshot!("failure_popup", render(&app, WIDTH, HEIGHT));
+    app.update(code(KeyCode::Esc));
+    assert_snapshot!("failure_banner", render(&app, WIDTH, HEIGHT));
+}
+
+#[test]
+fn quit_confirmation() {
+    let mut app = app_with_runs(&["quick__all-MiniLM-L6-v2__sift__s1"]);
+    app.update(Msg::Started { run: 0 });
+    feed(&mut app, 0, Instant::now(), scripted_source_stage(3, 0.0, true));
+    app.update(key('q'));
+    assert_snapshot!(render(&app, 100, 30));
+}
+
+#[test]
+fn help_lists_every_key() {
+    let mut app = console_app(vec![quick_preset()], Path::new("runs"));
+    app.update(key('?'));
+    assert_snapshot!(render(&app, 100, 34));
+}
+
+#[test]
+fn results_view() {
+    let markdown = "\
+| model | method | 0% | Δ 0% | 10% | Δ 10% |
+| --- | --- | --- | --- | --- | --- |
+| all-MiniLM-L6-v2 | standard | 0.612 ± 0.020 (3) | — | 0.701 ± 0.011 (3) | — |
+| all-MiniLM-L6-v2 | sift | 0.655 ± 0.018 (3) | +0.043 [+0.012, +0.071] * | 0.712 ± 0.009 (3) | +0.011 [-0.010, +0.030] |
+
+Each cell: mean ± sample std over seeds (n seeds) of accuracy.
+
+Not included, no results yet (running or crashed): quick__all-MiniLM-L6-v2__smart__s1.
+";
+    let mut app = console_app(vec![quick_preset()], Path::new("runs"));
+    app.update(Msg::Results(Ok(ResultsTable::from_markdown(markdown))));
+    app.update(code(KeyCode::BackTab));
+    assert_snapshot!(render(&app, WIDTH, 16));
+}
+
+#[test]
+fn watch_view_before_any_run() {
+    let app = App::new(Mode::Watch, SetupForm::new(Vec::new(), Vec::new()), KeyMap::default(), Path::new("runs"));
+    assert_snapshot!(render(&app, 80, 12));
+}
+
+#[test]
+fn small_terminals_still_render() {
+    let mut app = standard_and_sift();
+    for (width, height) in [(80, 24), (40, 12), (10, 4), (1, 1)] {
+        for view in [View::Setup, View::Run, View::Results] {
+            app.view = view;
+            render(&app, width, height);
+        }
+        app.popup = Some(sift_tui::ui::app::Popup::Help);
+        render(&app, width, height);
+        app.popup = None;
+    }
+}
