@@ -59,7 +59,10 @@ fn malformed_training_files_fail_with_the_file_and_line() {
     for (case, bytes) in cases {
         let dir = tempfile::tempdir().unwrap();
         copy_dir(Path::new(&data), dir.path());
-        std::fs::write(dir.path().join("twitter-hate/train.csv"), bytes).unwrap();
+        // The shared files may be read-only: replace the copy rather than write through it.
+        let train = dir.path().join("twitter-hate/train.csv");
+        std::fs::remove_file(&train).unwrap();
+        std::fs::write(&train, bytes).unwrap();
         let output = sift()
             .args(["run", "presets/quick.toml", "--runs-dir"])
             .arg(dir.path().join("runs"))
