@@ -14,6 +14,7 @@ pub mod config;
 pub mod deberta;
 pub mod deberta_v2;
 pub mod head;
+pub mod kernels;
 pub mod nn;
 pub mod resolve;
 pub mod spm;
