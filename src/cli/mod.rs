@@ -1,4 +1,5 @@
 //! Command-line entry points: the console by default, and headless subcommands.
+mod bench;
 mod encode;
 mod run;
 mod slurm;
@@ -31,10 +32,20 @@ enum Command {
     Encode(encode::EncodeArgs),
     /// Print an sbatch job-array script with one task per run of a preset.
     Slurm(slurm::SlurmArgs),
+    /// Time training steps of one method on a synthetic batch; prints one JSON line.
+    Bench(bench::BenchArgs),
 }
 
 /// Exit status for bad input (files, presets, arguments), as opposed to internal failures.
 pub const EXIT_BAD_INPUT: u8 = 2;
+
+/// Sets the thread count of Candle's matmuls (`RAYON_NUM_THREADS`) and elementwise kernels
+/// (`CANDLE_NUM_THREADS`). Only effective before the first tensor operation, which builds the pools.
+pub fn set_thread_count(threads: usize) {
+    for name in ["RAYON_NUM_THREADS", "CANDLE_NUM_THREADS"] {
+        std::env::set_var(name, threads.to_string());
+    }
+}
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -45,6 +56,7 @@ pub fn main() -> ExitCode {
         Some(Command::Table(args)) => table::run(&args),
         Some(Command::Encode(args)) => encode::run(&args),
         Some(Command::Slurm(args)) => slurm::run(&args),
+        Some(Command::Bench(args)) => bench::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
