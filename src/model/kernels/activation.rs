@@ -2,7 +2,7 @@
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 
 use super::math::erf_with_gaussian;
-use super::{for_rows, fused, slice, tensor, with_data};
+use super::{for_rows, fused, simd_fn, slice, tensor, with_data};
 
 /// 1/√2.
 const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
@@ -18,6 +18,26 @@ pub fn gelu_erf(x: &Tensor) -> Result<Tensor> {
     }
 }
 
+simd_fn! {
+    /// y = x·Φ(x) elementwise.
+    fn gelu_forward(x: &[f32], y: &mut [f32]) {
+        for (o, &v) in y.iter_mut().zip(x) {
+            let (erf, _) = erf_with_gaussian(v * FRAC_1_SQRT_2);
+            *o = 0.5 * v * (1.0 + erf);
+        }
+    }
+}
+
+simd_fn! {
+    /// dx = dy·(Φ(x) + x·φ(x)) elementwise.
+    fn gelu_backward(x: &[f32], dy: &[f32], dx: &mut [f32]) {
+        for ((o, &v), &g) in dx.iter_mut().zip(x).zip(dy) {
+            let (erf, gaussian) = erf_with_gaussian(v * FRAC_1_SQRT_2);
+            *o = g * (0.5 * (1.0 + erf) + v * gaussian * FRAC_1_SQRT_2PI);
+        }
+    }
+}
+
 struct GeluErf;
 
 impl CustomOp1 for GeluErf {
@@ -28,25 +48,17 @@ impl CustomOp1 for GeluErf {
     fn cpu_fwd(&self, x: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = slice(x, layout, self.name())?;
         let mut y = vec![0f32; x.len()];
-        for_rows(&mut y, 1, |start, out| {
-            for (o, &v) in out.iter_mut().zip(&x[start..]) {
-                let (erf, _) = erf_with_gaussian(v * FRAC_1_SQRT_2);
-                *o = 0.5 * v * (1.0 + erf);
-            }
-        });
+        for_rows(&mut y, 1, |start, out| gelu_forward(&x[start..start + out.len()], out));
         Ok((CpuStorage::F32(y), layout.shape().clone()))
     }
 
-    /// d/dx x·Φ(x) = Φ(x) + x·φ(x).
     fn bwd(&self, x: &Tensor, _y: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         with_data(x, self.name(), |xs| {
             with_data(grad, self.name(), |dy| {
                 let mut dx = vec![0f32; xs.len()];
                 for_rows(&mut dx, 1, |start, out| {
-                    for ((o, &v), &g) in out.iter_mut().zip(&xs[start..]).zip(&dy[start..]) {
-                        let (erf, gaussian) = erf_with_gaussian(v * FRAC_1_SQRT_2);
-                        *o = g * (0.5 * (1.0 + erf) + v * gaussian * FRAC_1_SQRT_2PI);
-                    }
+                    let span = start..start + out.len();
+                    gelu_backward(&xs[span.clone()], &dy[span], out)
                 });
                 tensor(dx, x.shape()).map(Some)
             })

@@ -11,8 +11,8 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::dropout::{dropout, DropoutMask};
-use super::softmax::{softmax, softmax_row, softmax_row_backward};
-use super::{fused, matmul, simd, slice, tensor, with_data, Mat, Threads};
+use super::softmax::{softmax, softmax_backward_rows, softmax_rows};
+use super::{fused, matmul, slice, tensor, with_data, Mat, Threads};
 
 /// The attention of `heads` heads: `query`, `key` and `value` are `[B, T, heads · d]`, `key_bias`
 /// holds one additive term per key (`[B, 1, 1, T]` or `[B, T]`: 0, or a large negative value for
@@ -129,12 +129,7 @@ impl Attention {
             for (head, p) in probs.chunks_exact_mut(tt).enumerate() {
                 let (qh, kh) = (self.head_mat(q, head), self.head_mat(k, head));
                 matmul(p, t, qh, kh.t(), self.scale(), false, Threads::Single)?;
-                simd(|| {
-                    for row in p.chunks_exact_mut(t) {
-                        row.iter_mut().zip(key_bias).for_each(|(s, &m)| *s += m);
-                        softmax_row(row);
-                    }
-                });
+                softmax_rows(p, t, Some(key_bias));
                 let p = self.dropped(p, b * self.heads + head, &mut scratch);
                 let vh = self.head_mat(v, head);
                 let out = &mut context[head * self.head_dim..];
@@ -172,13 +167,10 @@ impl Attention {
                 let p_dropped = Mat::dense(self.dropped(p, index, &mut scratch), t, t);
                 matmul(&mut dv[offset..], h, p_dropped.t(), dch, 1.0, false, Threads::Single)?;
                 matmul(&mut ds, t, dch, vh.t(), 1.0, false, Threads::Single)?;
-                simd(|| {
-                    if let Some(mask) = &self.dropout {
-                        let start = index * tt;
-                        ds.iter_mut().enumerate().for_each(|(j, g)| *g *= mask.factor(start + j));
-                    }
-                    p.chunks_exact(t).zip(ds.chunks_exact_mut(t)).for_each(|(y, g)| softmax_row_backward(y, g));
-                });
+                if let Some(mask) = &self.dropout {
+                    mask.apply_in_place(index * tt, &mut ds);
+                }
+                softmax_backward_rows(p, &mut ds, t);
                 let ds_mat = Mat::dense(&ds, t, t);
                 matmul(&mut dq[offset..], h, ds_mat, kh, self.scale(), false, Threads::Single)?;
                 matmul(&mut dk[offset..], h, ds_mat.t(), qh, self.scale(), false, Threads::Single)?;

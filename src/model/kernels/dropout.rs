@@ -8,7 +8,7 @@ use std::sync::Arc;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rand::Rng as _;
 
-use super::{for_rows, fused, slice, tensor, with_data};
+use super::{for_rows, fused, simd_fn, slice, tensor, with_data};
 use crate::rng::Rng;
 
 /// The keep/drop decisions for one tensor.
@@ -37,8 +37,7 @@ impl DropoutMask {
     }
 
     /// The factor of element i: 0 or 1/(1 − p).
-    #[inline(always)]
-    pub(crate) fn factor(&self, i: usize) -> f32 {
+    fn factor(&self, i: usize) -> f32 {
         if self.draws[i] >= self.threshold {
             self.scale
         } else {
@@ -47,13 +46,13 @@ impl DropoutMask {
     }
 
     /// `out[j] = x[j] · factor(start + j)`.
-    #[inline(always)]
     pub(crate) fn apply_to(&self, start: usize, x: &[f32], out: &mut [f32]) {
-        let draws = &self.draws[start..start + out.len()];
-        let (threshold, scale) = (self.threshold, self.scale);
-        for ((o, &v), &d) in out.iter_mut().zip(x).zip(draws) {
-            *o = if d >= threshold { v * scale } else { 0.0 };
-        }
+        mask_into(&self.draws[start..start + out.len()], self.threshold, self.scale, x, out);
+    }
+
+    /// `x[j] *= factor(start + j)`.
+    pub(crate) fn apply_in_place(&self, start: usize, x: &mut [f32]) {
+        mask_in_place(&self.draws[start..start + x.len()], self.threshold, self.scale, x);
     }
 
     /// The mask as a tensor of factors (the composed path).
@@ -87,6 +86,28 @@ pub fn dropout_add(x: &Tensor, residual: &Tensor, mask: &DropoutMask) -> Result<
         x.contiguous()?.apply_op2(&residual.contiguous()?, Dropout(mask.clone()))
     } else {
         x.mul(&mask.tensor(x)?)? + residual
+    }
+}
+
+simd_fn! {
+    fn mask_into(draws: &[u16], threshold: u16, scale: f32, x: &[f32], out: &mut [f32]) {
+        for ((o, &v), &d) in out.iter_mut().zip(x).zip(draws) {
+            *o = if d >= threshold { v * scale } else { 0.0 };
+        }
+    }
+}
+
+simd_fn! {
+    fn mask_in_place(draws: &[u16], threshold: u16, scale: f32, x: &mut [f32]) {
+        for (v, &d) in x.iter_mut().zip(draws) {
+            *v = if d >= threshold { *v * scale } else { 0.0 };
+        }
+    }
+}
+
+simd_fn! {
+    fn add_in_place(x: &mut [f32], other: &[f32]) {
+        x.iter_mut().zip(other).for_each(|(v, &o)| *v += o);
     }
 }
 
@@ -128,7 +149,7 @@ impl CustomOp2 for Dropout {
         let mut y = vec![0f32; x.len()];
         for_rows(&mut y, 1, |start, out| {
             self.0.apply_to(start, &x[start..], out);
-            out.iter_mut().zip(&residual[start..]).for_each(|(o, &r)| *o += r);
+            add_in_place(out, &residual[start..]);
         });
         Ok((CpuStorage::F32(y), xl.shape().clone()))
     }

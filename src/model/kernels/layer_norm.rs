@@ -5,7 +5,7 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, DType, Layout, Result, Shape, Tensor, D};
 
 use super::math::{sum_map, sum_zip, sum_zip3};
-use super::{for_rows, for_rows_summing, fused, slice, tensor, with_data};
+use super::{for_rows, for_rows_summing, fused, simd_fn, slice, tensor, with_data};
 
 /// `(x − mean) / √(var + eps) · weight + bias` over the last dimension.
 pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
@@ -51,22 +51,73 @@ fn row_stats(row: &[f32], eps: f32) -> (f32, f32) {
     (mean, 1.0 / (var + eps).sqrt())
 }
 
+simd_fn! {
+    /// Normalises each row of `width` of `x` into `out`, then applies (γ, β) when given.
+    fn forward_rows(x: &[f32], out: &mut [f32], width: usize, eps: f32, affine: Option<(&[f32], &[f32])>) {
+        for (row, out) in x.chunks_exact(width).zip(out.chunks_exact_mut(width)) {
+            let (mean, inv_std) = row_stats(row, eps);
+            match affine {
+                Some((w, b)) => {
+                    for (((o, &v), &w), &b) in out.iter_mut().zip(row).zip(w).zip(b) {
+                        *o = (v - mean) * inv_std * w + b;
+                    }
+                }
+                None => out.iter_mut().zip(row).for_each(|(o, &v)| *o = (v - mean) * inv_std),
+            }
+        }
+    }
+}
+
+simd_fn! {
+    /// The backward pass of rows of `width`: dx = (g − mean(g) − x̂·mean(g·x̂)) / σ with g = dy·γ
+    /// (when `dx` is given), and dγ += dy·x̂, dβ += dy into `sums` = [dγ, dβ] (when not empty).
+    fn backward_rows(
+        x: &[f32],
+        dy: &[f32],
+        weight: Option<&[f32]>,
+        dx: Option<&mut [f32]>,
+        sums: &mut [f32],
+        width: usize,
+        eps: f32,
+    ) {
+        let n = width as f32;
+        let mut dx_rows = dx.map(|dx| dx.chunks_exact_mut(width));
+        for (row, g) in x.chunks_exact(width).zip(dy.chunks_exact(width)) {
+            let (mean, inv_std) = row_stats(row, eps);
+            if !sums.is_empty() {
+                let (dw, db) = sums.split_at_mut(width);
+                for (((dw, db), &v), &g) in dw.iter_mut().zip(db.iter_mut()).zip(row).zip(g) {
+                    *dw += g * (v - mean) * inv_std;
+                    *db += g;
+                }
+            }
+            let Some(dx) = dx_rows.as_mut().and_then(|rows| rows.next()) else { continue };
+            match weight {
+                Some(w) => {
+                    let mean_g = sum_zip(g, w, |g, w| g * w) / n;
+                    let mean_gx = sum_zip3(g, w, row, |g, w, v| g * w * (v - mean)) * inv_std / n;
+                    for (((d, &g), &w), &v) in dx.iter_mut().zip(g).zip(w).zip(row) {
+                        *d = (g * w - mean_g - (v - mean) * inv_std * mean_gx) * inv_std;
+                    }
+                }
+                None => {
+                    let mean_g = sum_map(g, |g| g) / n;
+                    let mean_gx = sum_zip(g, row, |g, v| g * (v - mean)) * inv_std / n;
+                    for ((d, &g), &v) in dx.iter_mut().zip(g).zip(row) {
+                        *d = (g - mean_g - (v - mean) * inv_std * mean_gx) * inv_std;
+                    }
+                }
+            }
+        }
+    }
+}
+
 impl LayerNorm {
     fn forward(&self, x: &[f32], layout: &Layout, affine: Option<(&[f32], &[f32])>) -> Result<(CpuStorage, Shape)> {
         let h = layout.dims().last().copied().unwrap_or(1);
         let mut y = vec![0f32; x.len()];
         for_rows(&mut y, h, |first, out| {
-            for (row, out) in x[first * h..].chunks_exact(h).zip(out.chunks_exact_mut(h)) {
-                let (mean, inv_std) = row_stats(row, self.eps);
-                match affine {
-                    Some((w, b)) => {
-                        for (((o, &v), &w), &b) in out.iter_mut().zip(row).zip(w).zip(b) {
-                            *o = (v - mean) * inv_std * w + b;
-                        }
-                    }
-                    None => out.iter_mut().zip(row).for_each(|(o, &v)| *o = (v - mean) * inv_std),
-                }
-            }
+            forward_rows(&x[first * h..first * h + out.len()], out, h, self.eps, affine)
         });
         Ok((CpuStorage::F32(y), layout.shape().clone()))
     }
@@ -83,60 +134,23 @@ impl LayerNorm {
         let weight: Option<Vec<f32>> = weight.map(|w| w.flatten_all()?.to_vec1()).transpose()?;
         let weight = weight.as_deref();
         let sums_len = if param_sums { 2 * h } else { 0 };
+        let eps = self.eps;
         with_data(x, "layer-norm-backward", |xs| {
             with_data(grad, "layer-norm-backward", |dy| {
-                let rows = |first: usize, count: usize| first * h..(first + count) * h;
                 if !x.track_op() {
                     let mut sums = vec![0f32; sums_len];
-                    for (row, g) in xs.chunks_exact(h).zip(dy.chunks_exact(h)) {
-                        super::simd(|| self.row_backward(row, g, weight, None, &mut sums));
-                    }
+                    backward_rows(xs, dy, weight, None, &mut sums, h, eps);
                     return Ok((None, param_sums.then(|| tensor(sums, (2, h))).transpose()?));
                 }
                 let mut dx = vec![0f32; xs.len()];
                 let sums = for_rows_summing(&mut dx, h, sums_len, |first, dx, sums| {
-                    let span = rows(first, dx.len() / h);
-                    let (xs, dy) = (&xs[span.clone()], &dy[span]);
-                    for ((row, g), dx) in xs.chunks_exact(h).zip(dy.chunks_exact(h)).zip(dx.chunks_exact_mut(h)) {
-                        self.row_backward(row, g, weight, Some(dx), sums);
-                    }
+                    let span = first * h..first * h + dx.len();
+                    backward_rows(&xs[span.clone()], &dy[span], weight, Some(dx), sums, h, eps)
                 });
                 let sums = param_sums.then(|| tensor(sums, (2, h))).transpose()?;
                 Ok((Some(tensor(dx, x.shape())?), sums))
             })
         })
-    }
-
-    /// One row: dx = (g − mean(g) − x̂·mean(g·x̂)) / σ with g = dy·γ; dγ += dy·x̂, dβ += dy.
-    #[inline(always)]
-    fn row_backward(&self, row: &[f32], dy: &[f32], weight: Option<&[f32]>, dx: Option<&mut [f32]>, sums: &mut [f32]) {
-        let h = row.len();
-        let (mean, inv_std) = row_stats(row, self.eps);
-        if !sums.is_empty() {
-            let (dw, db) = sums.split_at_mut(h);
-            for (((dw, db), &v), &g) in dw.iter_mut().zip(db.iter_mut()).zip(row).zip(dy) {
-                *dw += g * (v - mean) * inv_std;
-                *db += g;
-            }
-        }
-        let Some(dx) = dx else { return };
-        let n = h as f32;
-        match weight {
-            Some(w) => {
-                let mean_g = sum_zip(dy, w, |g, w| g * w) / n;
-                let mean_gx = sum_zip3(dy, w, row, |g, w, v| g * w * (v - mean)) * inv_std / n;
-                for (((d, &g), &w), &v) in dx.iter_mut().zip(dy).zip(w).zip(row) {
-                    *d = (g * w - mean_g - (v - mean) * inv_std * mean_gx) * inv_std;
-                }
-            }
-            None => {
-                let mean_g = sum_map(dy, |g| g) / n;
-                let mean_gx = sum_zip(dy, row, |g, v| g * (v - mean)) * inv_std / n;
-                for ((d, &g), &v) in dx.iter_mut().zip(dy).zip(row) {
-                    *d = (g - mean_g - (v - mean) * inv_std * mean_gx) * inv_std;
-                }
-            }
-        }
     }
 }
 

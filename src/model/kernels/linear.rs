@@ -2,30 +2,28 @@
 //! its operand is tracked.
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
-use super::{fused, matmul, slice, sum_over_rows, tensor, with_data, Mat, Threads};
+use super::{fused, matmul, simd_fn, slice, sum_over_rows, tensor, with_data, Mat, Threads};
 
 /// `x · Wᵀ + b` over the last dimension of `x` (`[.., in]`), weight `[out, in]`, bias `[out]`.
 pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
     let (out_dim, in_dim) = weight.dims2()?;
-    let mut out_shape = x.dims().to_vec();
-    let Some(last) = out_shape.last_mut() else { candle_core::bail!("linear: the input is a scalar") };
-    if *last != in_dim {
-        candle_core::bail!("linear: input width {last}, weight {:?}", weight.dims());
+    let Some(&width) = x.dims().last() else { candle_core::bail!("linear: the input is a scalar") };
+    if width != in_dim || bias.is_some_and(|b| b.dims() != [out_dim]) {
+        let bias = bias.map(|b| b.dims().to_vec());
+        candle_core::bail!("linear: input {:?}, weight {:?}, bias {bias:?}", x.dims(), weight.dims());
     }
-    *last = out_dim;
-    let rows = x.elem_count() / in_dim.max(1);
-    let x = x.reshape((rows, in_dim))?;
-    let y = if fused(&x) && fused(weight) && bias.is_none_or(fused) {
-        let op = Linear { in_dim, out_dim };
-        let (x, weight) = (x.contiguous()?, weight.contiguous()?);
-        match bias {
-            Some(bias) => x.apply_op3(&weight, &bias.contiguous()?, op)?,
-            None => x.apply_op2(&weight, op)?,
-        }
-    } else {
-        composed(&x, weight, bias)?
-    };
-    y.reshape(out_shape)
+    if !(fused(x) && fused(weight) && bias.is_none_or(fused)) {
+        let mut out_shape = x.dims().to_vec();
+        out_shape[x.rank() - 1] = out_dim;
+        return composed(&x.reshape(((), in_dim))?, weight, bias)?.reshape(out_shape);
+    }
+    // The op keeps the input's leading dimensions: reshapes would be graph nodes of their own.
+    let op = Linear { in_dim, out_dim };
+    let (x, weight) = (x.contiguous()?, weight.contiguous()?);
+    match bias {
+        Some(bias) => x.apply_op3(&weight, &bias.contiguous()?, op),
+        None => x.apply_op2(&weight, op),
+    }
 }
 
 /// The same layer from Candle's ops (other devices and dtypes; the reference in tests).
@@ -37,6 +35,15 @@ pub fn composed(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Te
     }
 }
 
+simd_fn! {
+    /// Adds every row of `rows` (rows of `acc.len()`) into `acc`.
+    fn add_rows(rows: &[f32], acc: &mut [f32]) {
+        for row in rows.chunks_exact(acc.len()) {
+            acc.iter_mut().zip(row).for_each(|(a, &g)| *a += g);
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Linear {
     in_dim: usize,
@@ -44,7 +51,7 @@ struct Linear {
 }
 
 impl Linear {
-    fn forward(&self, x: &[f32], weight: &[f32], bias: Option<&[f32]>) -> Result<(CpuStorage, Shape)> {
+    fn forward(&self, x: &[f32], x_shape: &Shape, weight: &[f32], bias: Option<&[f32]>) -> Result<(CpuStorage, Shape)> {
         let rows = x.len() / self.in_dim.max(1);
         let mut y = vec![0f32; rows * self.out_dim];
         if let Some(bias) = bias {
@@ -53,7 +60,11 @@ impl Linear {
         let x = Mat::dense(x, rows, self.in_dim);
         let weight_t = Mat::dense(weight, self.out_dim, self.in_dim).t();
         matmul(&mut y, self.out_dim, x, weight_t, 1.0, bias.is_some(), Threads::Pool)?;
-        Ok((CpuStorage::F32(y), Shape::from((rows, self.out_dim))))
+        let mut out_shape = x_shape.dims().to_vec();
+        if let Some(last) = out_shape.last_mut() {
+            *last = self.out_dim;
+        }
+        Ok((CpuStorage::F32(y), Shape::from(out_shape)))
     }
 
     /// (dx, dW, db), each only for a tracked operand.
@@ -72,7 +83,7 @@ impl Linear {
                 with_data(weight, "linear-backward", |w| {
                     let mut dx = vec![0f32; rows * i];
                     matmul(&mut dx, i, dy_mat, Mat::dense(w, o, i), 1.0, false, Threads::Pool)?;
-                    tensor(dx, (rows, i)).map(Some)
+                    tensor(dx, x.shape()).map(Some)
                 })?
             } else {
                 None
@@ -89,9 +100,7 @@ impl Linear {
             let db = match bias {
                 Some(bias) if bias.track_op() => {
                     let sums = sum_over_rows(rows, o, o, |first, count, acc| {
-                        for row in dy[first * o..(first + count) * o].chunks_exact(o) {
-                            acc.iter_mut().zip(row).for_each(|(a, &g)| *a += g);
-                        }
+                        add_rows(&dy[first * o..(first + count) * o], acc)
                     });
                     Some(tensor(sums, o)?)
                 }
@@ -108,7 +117,7 @@ impl CustomOp2 for Linear {
     }
 
     fn cpu_fwd(&self, x: &CpuStorage, xl: &Layout, w: &CpuStorage, wl: &Layout) -> Result<(CpuStorage, Shape)> {
-        self.forward(slice(x, xl, "linear")?, slice(w, wl, "linear")?, None)
+        self.forward(slice(x, xl, "linear")?, xl.shape(), slice(w, wl, "linear")?, None)
     }
 
     fn bwd(&self, x: &Tensor, weight: &Tensor, _y: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
@@ -131,7 +140,8 @@ impl CustomOp3 for Linear {
         b: &CpuStorage,
         bl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        self.forward(slice(x, xl, "linear")?, slice(w, wl, "linear")?, Some(slice(b, bl, "linear")?))
+        let name = "linear";
+        self.forward(slice(x, xl, name)?, xl.shape(), slice(w, wl, name)?, Some(slice(b, bl, name)?))
     }
 
     fn bwd(

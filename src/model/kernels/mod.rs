@@ -72,14 +72,13 @@ fn rows_per_chunk(row_len: usize) -> usize {
 }
 
 /// Runs `f(first_row, rows)` over `out` split into chunks of whole rows of `row_len`, in parallel when
-/// the work is large enough. `f` runs with the SIMD features the CPU has.
+/// the work is large enough.
 fn for_rows(out: &mut [f32], row_len: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
     if out.len() < PARALLEL_MIN || row_len == 0 {
-        simd(|| f(0, out));
-        return;
+        return f(0, out);
     }
     let rows = rows_per_chunk(row_len);
-    out.par_chunks_mut(rows * row_len).enumerate().for_each(|(i, chunk)| simd(|| f(i * rows, chunk)));
+    out.par_chunks_mut(rows * row_len).enumerate().for_each(|(i, chunk)| f(i * rows, chunk));
 }
 
 /// Like [`for_rows`], where `f(first_row, rows, sums)` also adds into `sums`, a vector of `len`
@@ -92,7 +91,7 @@ fn for_rows_summing(
 ) -> Vec<f32> {
     let run = |first: usize, chunk: &mut [f32]| {
         let mut sums = vec![0f32; len];
-        simd(|| f(first, chunk, &mut sums));
+        f(first, chunk, &mut sums);
         sums
     };
     if out.len() < PARALLEL_MIN || row_len == 0 {
@@ -117,7 +116,7 @@ fn sum_over_rows(
     let partial = |chunk: usize| {
         let first = chunk * rows;
         let mut acc = vec![0f32; len];
-        simd(|| f(first, rows.min(total_rows - first), &mut acc));
+        f(first, rows.min(total_rows - first), &mut acc);
         acc
     };
     let chunks = total_rows.div_ceil(rows);
@@ -132,24 +131,38 @@ fn add_into(mut acc: Vec<f32>, other: Vec<f32>) -> Vec<f32> {
     acc
 }
 
-/// Runs `f` compiled for AVX2 and FMA when the CPU has them. The crate targets baseline x86-64
-/// (SSE2), which would leave the elementwise loops at a quarter of the vector width; `f` and the
-/// `#[inline(always)]` helpers it calls are inlined into the feature-enabled copy.
-#[inline(always)]
-fn simd<R>(f: impl FnOnce() -> R) -> R {
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx2,fma")]
-        fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
-            f()
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU supports the features the function was compiled for.
-            return unsafe { with_avx2(f) };
-        }
-    }
-    f()
+/// Whether the CPU runs the AVX2 + FMA copies of the [`simd_fn!`] kernels.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn has_avx2_fma() -> bool {
+    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
 }
+
+/// Defines a kernel function whose body is compiled twice: for AVX2 + FMA, used when the CPU has
+/// them, and for the crate's baseline target (SSE2 on x86-64, a quarter of the vector width). The body
+/// and the `#[inline(always)]` helpers it calls are inlined into each copy, so its loops vectorize
+/// for the features of the copy. Arguments are plain values (no generics or closures).
+macro_rules! simd_fn {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+        $(#[$meta])*
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            fn body($($arg: $ty),*) $(-> $ret)? $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2,fma")]
+                fn avx2($($arg: $ty),*) $(-> $ret)? {
+                    body($($arg),*)
+                }
+                if $crate::model::kernels::has_avx2_fma() {
+                    // SAFETY: the CPU has the features this copy was compiled for.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            body($($arg),*)
+        }
+    };
+}
+pub(crate) use simd_fn;
 
 /// A strided f32 matrix: element (i, j) is `data[i * row_stride + j * col_stride]`.
 #[derive(Debug, Clone, Copy)]
@@ -188,14 +201,20 @@ impl<'a> Mat<'a> {
 /// How a [`matmul`] uses the threads of the rayon pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Threads {
-    /// Split the product over the pool (one large product).
+    /// Split the rows of the product over the pool (one large product).
     Pool,
     /// Stay on the calling thread (many small products already run in parallel).
     Single,
 }
 
+/// Below this many multiply-adds a product runs on one thread.
+const PARALLEL_GEMM_MIN: usize = 1 << 21;
+
 /// `dst = lhs · rhs` (or `dst += lhs · rhs` with `accumulate`), `dst` row-major with rows
-/// `dst_stride` apart, scaled by `scale`.
+/// `dst_stride` apart, the product scaled by `scale`.
+///
+/// With [`Threads::Pool`] the rows are split into one block per thread, each a single-threaded GEMM:
+/// on a few cores this scales better than the GEMM's own fine-grained parallelism.
 fn matmul(
     dst: &mut [f32],
     dst_stride: usize,
@@ -213,6 +232,8 @@ fn matmul(
     if m == 0 || n == 0 {
         return Ok(());
     }
+    // Exactly the rows of the product, so that the blocks below cover nothing else.
+    let dst = &mut dst[..(m - 1) * dst_stride + n];
     if k == 0 {
         if !accumulate {
             dst.chunks_mut(dst_stride).for_each(|row| row[..n].fill(0.0));
@@ -220,12 +241,27 @@ fn matmul(
         return Ok(());
     }
     let pool = rayon::current_num_threads();
-    let parallelism = match threads {
-        Threads::Pool if pool > 1 => gemm::Parallelism::Rayon(pool),
-        _ => gemm::Parallelism::None,
-    };
-    // SAFETY: the bounds of all three matrices were checked above; `dst` is borrowed mutably and
-    // cannot alias the inputs.
+    if threads == Threads::Single || pool < 2 || m < 2 || m * n * k < PARALLEL_GEMM_MIN {
+        gemm_block(dst, dst_stride, lhs, rhs, scale, accumulate);
+        return Ok(());
+    }
+    let rows_per_block = m.div_ceil(pool);
+    dst.par_chunks_mut(rows_per_block * dst_stride).enumerate().for_each(|(i, block)| {
+        let first = i * rows_per_block;
+        let rows = rows_per_block.min(m - first);
+        let lhs = Mat { data: &lhs.data[first * lhs.row_stride..], rows, ..lhs };
+        gemm_block(block, dst_stride, lhs, rhs, scale, accumulate);
+    });
+    Ok(())
+}
+
+/// One single-threaded GEMM of non-empty shapes that [`matmul`] has checked.
+fn gemm_block(dst: &mut [f32], dst_stride: usize, lhs: Mat, rhs: Mat, scale: f32, accumulate: bool) {
+    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
+    debug_assert!(lhs.in_bounds() && rhs.in_bounds() && (m - 1) * dst_stride + n <= dst.len());
+    // SAFETY: `matmul` checked that both operands lie inside their slices and that `m` rows of `n`
+    // fit in `dst` at `dst_stride`; a block keeps its rows inside its own chunk. `dst` is borrowed
+    // mutably, so it cannot alias the operands.
     unsafe {
         gemm::gemm(
             m,
@@ -246,10 +282,9 @@ fn matmul(
             false,
             false,
             false,
-            parallelism,
+            gemm::Parallelism::None,
         );
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -6,7 +6,8 @@
 use candle_core::{CpuStorage, InplaceOp2, InplaceOp3, Layout, Result, Tensor};
 use rayon::prelude::*;
 
-use super::{for_rows, fused, slice, slice_mut, with_data, PARALLEL_MIN};
+use super::math::sum_map;
+use super::{for_rows, fused, simd_fn, slice, slice_mut, with_data, PARALLEL_MIN};
 
 /// The scalars of one AdamW update of one parameter.
 #[derive(Debug, Clone, Copy)]
@@ -44,13 +45,38 @@ pub fn sum_of_squares(x: &Tensor) -> Result<Option<f64>> {
         return Ok(None);
     }
     with_data(x, "sum_of_squares", |data| {
-        let chunk_sum = |chunk: &[f32]| super::simd(|| chunk.iter().map(|&v| (v * v) as f64).sum::<f64>());
         Ok(Some(if data.len() < PARALLEL_MIN {
-            chunk_sum(data)
+            squares(data)
         } else {
-            data.par_chunks(super::CHUNK).map(chunk_sum).sum()
+            data.par_chunks(super::CHUNK).map(squares).sum()
         }))
     })
+}
+
+simd_fn! {
+    /// Σ x² of a chunk, in f64 from f32 partial sums (chunks are short enough for f32).
+    fn squares(x: &[f32]) -> f64 {
+        sum_map(x, |v| v * v) as f64
+    }
+}
+
+simd_fn! {
+    fn moment_update(moment: &mut [f32], grad: &[f32], beta: f32, rest: f32, squared: bool) {
+        if squared {
+            moment.iter_mut().zip(grad).for_each(|(m, &g)| *m = *m * beta + g * g * rest);
+        } else {
+            moment.iter_mut().zip(grad).for_each(|(m, &g)| *m = *m * beta + g * rest);
+        }
+    }
+}
+
+simd_fn! {
+    fn weight_update(weight: &mut [f32], m: &[f32], v: &[f32], c1: f32, c2: f32, eps: f32, lr: f32, decay: f32) {
+        for ((w, &m), &v) in weight.iter_mut().zip(m).zip(v) {
+            let update = (m / c1) / ((v / c2).sqrt() + eps);
+            *w = *w * decay - update * lr;
+        }
+    }
 }
 
 /// m ← β·m + (1 − β)·g, or with g² for the second moment.
@@ -68,14 +94,8 @@ impl InplaceOp2 for Moment {
         let moment = slice_mut(moment, ml, self.name())?;
         let grad = slice(grad, gl, self.name())?;
         let (beta, rest) = (self.beta as f32, (1.0 - self.beta) as f32);
-        let squared = self.squared;
         for_rows(moment, 1, |start, chunk| {
-            let grad = &grad[start..start + chunk.len()];
-            if squared {
-                chunk.iter_mut().zip(grad).for_each(|(m, &g)| *m = *m * beta + g * g * rest);
-            } else {
-                chunk.iter_mut().zip(grad).for_each(|(m, &g)| *m = *m * beta + g * rest);
-            }
+            moment_update(chunk, &grad[start..start + chunk.len()], beta, rest, self.squared)
         });
         Ok(())
     }
@@ -104,11 +124,8 @@ impl InplaceOp3 for WeightUpdate {
         let (c1, c2, eps, lr) = (s.bias_correction1 as f32, s.bias_correction2 as f32, s.eps as f32, s.lr as f32);
         let decay = (1.0 - s.lr * s.weight_decay) as f32;
         for_rows(weight, 1, |start, chunk| {
-            let end = start + chunk.len();
-            for ((w, &m), &v) in chunk.iter_mut().zip(&m[start..end]).zip(&v[start..end]) {
-                let update = (m / c1) / ((v / c2).sqrt() + eps);
-                *w = *w * decay - update * lr;
-            }
+            let span = start..start + chunk.len();
+            weight_update(chunk, &m[span.clone()], &v[span], c1, c2, eps, lr, decay)
         });
         Ok(())
     }

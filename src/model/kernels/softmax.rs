@@ -2,7 +2,7 @@
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor, D};
 
 use super::math::{exp, sum_map, sum_zip};
-use super::{for_rows, fused, slice, tensor, with_data};
+use super::{for_rows, fused, simd_fn, slice, tensor, with_data};
 
 pub fn softmax(x: &Tensor) -> Result<Tensor> {
     if fused(x) {
@@ -14,18 +14,33 @@ pub fn softmax(x: &Tensor) -> Result<Tensor> {
 
 /// Softmax of one row in place: max-shifted, as the composed op.
 #[inline(always)]
-pub(crate) fn softmax_row(row: &mut [f32]) {
+fn softmax_row(row: &mut [f32]) {
     let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
     row.iter_mut().for_each(|v| *v = exp(*v - max));
     let inv_sum = 1.0 / sum_map(row, |v| v);
     row.iter_mut().for_each(|v| *v *= inv_sum);
 }
 
-/// dx = y·(dy − Σ dy·y) for one row, overwriting the upstream gradient `grad` with dx.
-#[inline(always)]
-pub(crate) fn softmax_row_backward(y: &[f32], grad: &mut [f32]) {
-    let dot = sum_zip(grad, y, |g, p| g * p);
-    grad.iter_mut().zip(y).for_each(|(g, &p)| *g = p * (*g - dot));
+simd_fn! {
+    /// Softmax of each row of `width` in place, after adding `bias` (one term per column) when given.
+    pub(crate) fn softmax_rows(rows: &mut [f32], width: usize, bias: Option<&[f32]>) {
+        for row in rows.chunks_exact_mut(width) {
+            if let Some(bias) = bias {
+                row.iter_mut().zip(bias).for_each(|(s, &b)| *s += b);
+            }
+            softmax_row(row);
+        }
+    }
+}
+
+simd_fn! {
+    /// dx = y·(dy − Σ dy·y) for each row of `width`, overwriting the upstream gradient `grad` with dx.
+    pub(crate) fn softmax_backward_rows(y: &[f32], grad: &mut [f32], width: usize) {
+        for (y, grad) in y.chunks_exact(width).zip(grad.chunks_exact_mut(width)) {
+            let dot = sum_zip(grad, y, |g, p| g * p);
+            grad.iter_mut().zip(y).for_each(|(g, &p)| *g = p * (*g - dot));
+        }
+    }
 }
 
 struct Softmax;
@@ -38,7 +53,7 @@ impl CustomOp1 for Softmax {
     fn cpu_fwd(&self, x: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let mut y = slice(x, layout, self.name())?.to_vec();
         let width = layout.dims().last().copied().unwrap_or(1);
-        for_rows(&mut y, width, |_, rows| rows.chunks_exact_mut(width).for_each(softmax_row));
+        for_rows(&mut y, width, |_, rows| softmax_rows(rows, width, None));
         Ok((CpuStorage::F32(y), layout.shape().clone()))
     }
 
@@ -47,8 +62,7 @@ impl CustomOp1 for Softmax {
         with_data(y, self.name(), |ys| {
             let mut dx = with_data(grad, self.name(), |dy| Ok(dy.to_vec()))?;
             for_rows(&mut dx, width, |first, out| {
-                let rows = ys[first * width..].chunks_exact(width);
-                rows.zip(out.chunks_exact_mut(width)).for_each(|(y, g)| softmax_row_backward(y, g));
+                softmax_backward_rows(&ys[first * width..first * width + out.len()], out, width)
             });
             tensor(dx, y.shape()).map(Some)
         })
