@@ -20,7 +20,8 @@ use crate::train::optim::{self, AdamW, AdamWConfig};
 /// The trainer's defaults for the update (`[train]` in a preset).
 const LEARNING_RATE: f64 = 2e-5;
 const GRAD_CLIP: f64 = 1.0;
-const NUM_LABELS: usize = 2;
+/// Classes of the synthetic task.
+pub const NUM_LABELS: usize = 2;
 
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
@@ -108,8 +109,15 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Random ids over the whole vocabulary, no padding, random labels.
-fn synthetic_batch(rng: &mut Rng, batch: usize, seq: usize, vocab: usize, device: &Device) -> anyhow::Result<Batch> {
+/// A batch of `batch` × `seq` random ids over the whole vocabulary, no padding, and random labels
+/// among [`NUM_LABELS`].
+pub fn synthetic_batch(
+    rng: &mut Rng,
+    batch: usize,
+    seq: usize,
+    vocab: usize,
+    device: &Device,
+) -> anyhow::Result<Batch> {
     let vocab = u32::try_from(vocab).context("vocabulary too large")?;
     let ids: Vec<u32> = (0..batch * seq).map(|_| rng.random_range(0..vocab)).collect();
     let labels: Vec<u32> = (0..batch).map(|_| rng.random_range(0..NUM_LABELS as u32)).collect();

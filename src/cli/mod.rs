@@ -1,5 +1,5 @@
 //! Command-line entry points: the console by default, and headless subcommands.
-mod bench;
+pub mod bench;
 mod encode;
 mod run;
 mod slurm;
