@@ -108,8 +108,8 @@ pub fn is_finite(x: &Tensor) -> Result<bool> {
 /// The gradient of `loss_at(δ)` with respect to the perturbation δ alone, or `None` when it is not
 /// finite.
 ///
-/// The parameter gradients of this backward pass are dropped (Candle computes them anyway: it has no
-/// way to freeze parameters), so callers should build the loss from detached activations where they can.
+/// Callers build the loss with frozen weights (`Ctx::frozen`) from detached activations, so that this
+/// backward pass forms no parameter gradients; any it does form are dropped.
 pub fn perturbation_gradient(
     delta: &Tensor,
     loss_at: impl FnOnce(&Tensor) -> Result<Tensor>,

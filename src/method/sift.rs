@@ -19,8 +19,8 @@
 //!   gradient argument); `"mse"` sums squared differences per row, where DeBERTa averages over all
 //!   elements, a constant factor that the max-abs normalisation removes.
 //! - `adv_kl` reports L_adv, the true symmetric KL (0 when the predictions agree).
-//! - Candle cannot freeze parameters, so the ascent backward also computes parameter gradients, which
-//!   are dropped; it starts from sg(u), so the embedding tables are spared at least.
+//! - The ascent pass runs with frozen weights (`Ctx::frozen`), as the reference's `requires_grad_(False)`:
+//!   its backward forms only the gradient with respect to δ.
 use candle_core::{DType, Result, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -88,8 +88,9 @@ impl Sift {
     /// δ₁: one ascent step from δ₀, or δ₀ itself when the gradient is not finite.
     fn ascend(&self, pass: &PerturbedPass, clean: &Tensor, delta: Tensor, ctx: &mut Ctx) -> Result<Tensor> {
         let clean = clean.detach();
-        let grad =
-            noise::perturbation_gradient(&delta, |d| self.config.ascent_loss.value(&pass.logits(d, ctx)?, &clean))?;
+        // Frozen weights, as the reference sets `requires_grad_(False)`: backward forms only ∂L/∂δ.
+        let loss_at = |d: &Tensor| self.config.ascent_loss.value(&pass.logits(d, &mut ctx.frozen())?, &clean);
+        let grad = noise::perturbation_gradient(&delta, loss_at)?;
         match grad {
             Some(g) => delta + (noise::per_token_max_abs(&g, GRADIENT_NORM_EPS)? * self.config.learning_rate)?,
             None => Ok(delta),

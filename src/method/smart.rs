@@ -164,7 +164,7 @@ impl Smart {
 
     /// mean_rows SKL(z, sg(z_teacher)).
     fn proximal_term(&self, teacher: &Classifier, inputs: &Inputs, ctx: &mut Ctx, clean: &Tensor) -> Result<Tensor> {
-        let mut teacher_ctx = Ctx { train: ctx.train && self.config.teacher_dropout, rng: &mut *ctx.rng };
+        let mut teacher_ctx = Ctx { train: ctx.train && self.config.teacher_dropout, frozen: true, rng: &mut *ctx.rng };
         let teacher_logits = teacher.logits(inputs, &mut teacher_ctx)?.detach();
         skl_full(clean, &teacher_logits, Reduction::Mean)
     }
@@ -303,8 +303,9 @@ impl EmbeddingAscent {
         mut noise: Tensor,
     ) -> Result<Option<Tensor>> {
         for _ in 0..self.steps {
+            // Frozen weights: backward forms only the gradient with respect to the noise.
             let grad = noise::perturbation_gradient(&noise, |n| {
-                (self.loss)(&logits_at_embedding(model, inputs, ctx, embedded, n)?, clean)
+                (self.loss)(&logits_at_embedding(model, inputs, &mut ctx.frozen(), embedded, n)?, clean)
             })?;
             let Some(grad) = grad else { return Ok(None) };
             noise = self.update.apply(&noise, &grad)?;

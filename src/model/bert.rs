@@ -3,7 +3,8 @@ use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{Embedding, Linear, VarBuilder};
 
 use super::config::BertConfig;
-use super::nn::{apply_linear, embedding, linear, softmax, Activation, Dropout, LayerNorm};
+use super::kernels::attention::attention;
+use super::nn::{apply_linear, embedding, linear, Activation, Dropout, LayerNorm};
 use super::{Ctx, Encoder, Inputs};
 
 struct Embeddings {
@@ -35,7 +36,6 @@ struct SelfAttention {
     probs_dropout: Dropout,
     output_dropout: Dropout,
     heads: usize,
-    head_dim: usize,
 }
 
 impl SelfAttention {
@@ -52,26 +52,19 @@ impl SelfAttention {
             probs_dropout: Dropout::new(cfg.attention_probs_dropout_prob),
             output_dropout: Dropout::new(cfg.hidden_dropout_prob),
             heads: cfg.num_attention_heads,
-            head_dim: h / cfg.num_attention_heads,
         })
     }
 
-    /// `[B, T, H]` → `[B, heads, T, head_dim]`.
-    fn split_heads(&self, x: &Tensor) -> Result<Tensor> {
-        let (b, t, _) = x.dims3()?;
-        x.reshape((b, t, self.heads, self.head_dim))?.transpose(1, 2)?.contiguous()
-    }
-
+    /// Self-attention, its output projection, dropout, the residual and the LayerNorm.
     fn forward(&self, x: &Tensor, key_bias: &Tensor, ctx: &mut Ctx) -> Result<Tensor> {
-        let (b, t, h) = x.dims3()?;
-        let q = self.split_heads(&apply_linear(&self.query, x)?)?;
-        let k = self.split_heads(&apply_linear(&self.key, x)?)?;
-        let v = self.split_heads(&apply_linear(&self.value, x)?)?;
-        let scores = (q.matmul(&k.t()?)? / (self.head_dim as f64).sqrt())?.broadcast_add(key_bias)?;
-        let probs = self.probs_dropout.forward(&softmax(&scores)?, ctx)?;
-        let context = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, t, h))?;
-        let projected = self.output_dropout.forward(&apply_linear(&self.output, &context)?, ctx)?;
-        self.layer_norm.forward(&(projected + x)?)
+        let (b, t, _) = x.dims3()?;
+        let q = apply_linear(&self.query, x, ctx)?;
+        let k = apply_linear(&self.key, x, ctx)?;
+        let v = apply_linear(&self.value, x, ctx)?;
+        let probs_mask = self.probs_dropout.mask(b * self.heads * t * t, ctx);
+        let context = attention(&q, &k, &v, key_bias, self.heads, probs_mask.as_ref())?;
+        let projected = apply_linear(&self.output, &context, ctx)?;
+        self.layer_norm.forward(&self.output_dropout.forward_add(&projected, x, ctx)?, ctx)
     }
 }
 
@@ -99,9 +92,9 @@ impl Layer {
 
     fn forward(&self, x: &Tensor, key_bias: &Tensor, ctx: &mut Ctx) -> Result<Tensor> {
         let attended = self.attention.forward(x, key_bias, ctx)?;
-        let inner = self.activation.forward(&apply_linear(&self.intermediate, &attended)?)?;
-        let out = self.dropout.forward(&apply_linear(&self.output, &inner)?, ctx)?;
-        self.layer_norm.forward(&(out + attended)?)
+        let inner = self.activation.forward(&apply_linear(&self.intermediate, &attended, ctx)?)?;
+        let out = apply_linear(&self.output, &inner, ctx)?;
+        self.layer_norm.forward(&self.dropout.forward_add(&out, &attended, ctx)?, ctx)
     }
 }
 
@@ -150,7 +143,7 @@ impl Encoder for Bert {
     }
 
     fn embedding_output(&self, ln_input: &Tensor, _inputs: &Inputs, ctx: &mut Ctx) -> Result<Tensor> {
-        let normed = self.embeddings.layer_norm.forward(ln_input)?;
+        let normed = self.embeddings.layer_norm.forward(ln_input, ctx)?;
         self.embeddings.dropout.forward(&normed, ctx)
     }
 

@@ -15,6 +15,7 @@ use candle_core::{bail, DType, Device, Module, Result, Tensor};
 use candle_nn::{Embedding, Linear, VarBuilder};
 
 use super::config::DebertaConfig;
+use super::kernels::linear::linear;
 use super::nn::{self, apply_linear, softmax, Activation, Dropout, LayerNorm};
 use super::{Ctx, Encoder, Inputs};
 
@@ -78,13 +79,13 @@ impl Embeddings {
             sum = (sum + token_types.forward(&inputs.token_type_ids)?)?;
         }
         match &self.projection {
-            Some(projection) => apply_linear(projection, &sum),
+            Some(projection) => linear(&sum, projection.weight(), None),
             None => Ok(sum),
         }
     }
 
     pub(crate) fn output(&self, ln_input: &Tensor, inputs: &Inputs, ctx: &mut Ctx) -> Result<Tensor> {
-        let normed = self.layer_norm.forward(ln_input)?;
+        let normed = self.layer_norm.forward(ln_input, ctx)?;
         let is_token = inputs.attention_mask.to_dtype(normed.dtype())?.unsqueeze(2)?;
         self.dropout.forward(&normed.broadcast_mul(&is_token)?, ctx)
     }
@@ -107,8 +108,8 @@ impl ResidualOutput {
     }
 
     pub(crate) fn forward(&self, x: &Tensor, residual: &Tensor, ctx: &mut Ctx) -> Result<Tensor> {
-        let projected = self.dropout.forward(&apply_linear(&self.dense, x)?, ctx)?;
-        self.layer_norm.forward(&(projected + residual)?)
+        let projected = apply_linear(&self.dense, x, ctx)?;
+        self.layer_norm.forward(&self.dropout.forward_add(&projected, residual, ctx)?, ctx)
     }
 }
 
@@ -142,7 +143,7 @@ impl<A: SelfAttention> Layer<A> {
     pub(crate) fn forward(&self, hidden: &Tensor, batch: &AttentionBatch, ctx: &mut Ctx) -> Result<Tensor> {
         let context = self.attention.forward(hidden, batch, ctx)?;
         let attended = self.attention_output.forward(&context, hidden, ctx)?;
-        let inner = self.activation.forward(&apply_linear(&self.intermediate, &attended)?)?;
+        let inner = self.activation.forward(&apply_linear(&self.intermediate, &attended, ctx)?)?;
         self.output.forward(&inner, &attended, ctx)
     }
 }
@@ -413,16 +414,17 @@ impl SelfAttentionV1 {
 impl SelfAttention for SelfAttentionV1 {
     fn forward(&self, hidden: &Tensor, batch: &AttentionBatch, ctx: &mut Ctx) -> Result<Tensor> {
         let core = &self.core;
-        let fused = core.per_head(&apply_linear(&self.in_proj, hidden)?)?;
+        let table = core.position_table(batch, ctx)?;
+        let fused = core.per_head(&apply_linear(&self.in_proj, hidden, ctx)?)?;
         let d = core.head_dim;
         let heads = Heads {
-            query: core.head_major(&fused.narrow(2, 0, d)?, Some(&self.query_bias))?,
+            query: core.head_major(&fused.narrow(2, 0, d)?, Some(&ctx.param(&self.query_bias)))?,
             key: core.head_major(&fused.narrow(2, d, d)?, None)?,
-            value: core.head_major(&fused.narrow(2, 2 * d, d)?, Some(&self.value_bias))?,
+            value: core.head_major(&fused.narrow(2, 2 * d, d)?, Some(&ctx.param(&self.value_bias)))?,
         };
         let mut positions = PositionHeads::default();
-        if let Some(table) = core.position_table(batch, ctx)? {
-            let project = |layer: &Linear| core.split_heads(&layer.forward(&table)?);
+        if let Some(table) = table {
+            let project = |layer: &Linear| core.split_heads(&apply_linear(layer, &table, ctx)?);
             positions.key = self.position_key.as_ref().map(project).transpose()?;
             positions.query = self.position_query.as_ref().map(project).transpose()?;
         }
@@ -438,10 +440,10 @@ struct RelativeTableV1 {
 }
 
 impl RelativeTableV1 {
-    fn batch(&self, seq_len: usize) -> Result<RelativeBatch> {
+    fn batch(&self, seq_len: usize, ctx: &Ctx) -> Result<RelativeBatch> {
         let span = seq_len.min(self.max_relative);
         let index = self.cache.get(seq_len, || RelativeIndex::new(seq_len, span, |d| d, self.table.device()))?;
-        let rows = self.table.narrow(0, self.max_relative - span, 2 * span)?;
+        let rows = ctx.param(&self.table).narrow(0, self.max_relative - span, 2 * span)?;
         Ok(RelativeBatch::new(rows, index))
     }
 }
@@ -505,7 +507,7 @@ impl Encoder for Deberta {
 
     fn encode(&self, embedded: &Tensor, inputs: &Inputs, ctx: &mut Ctx) -> Result<Tensor> {
         let seq_len = embedded.dim(1)?;
-        let relative = self.relative.as_ref().map(|r| r.batch(seq_len)).transpose()?;
+        let relative = self.relative.as_ref().map(|r| r.batch(seq_len, ctx)).transpose()?;
         let batch = AttentionBatch::new(&inputs.attention_mask, embedded.dtype(), relative)?;
         run_layers(&self.layers, embedded, &batch, ctx)
     }

@@ -69,14 +69,14 @@ impl RelativeTableV2 {
         }
     }
 
-    fn batch(&self, seq_len: usize) -> Result<RelativeBatch> {
+    fn batch(&self, seq_len: usize, ctx: &Ctx) -> Result<RelativeBatch> {
         let index = self
             .cache
             .get(seq_len, || RelativeIndex::new(seq_len, self.span, |d| self.relative(d), self.table.device()))?;
         // Normalised on every pass: the table is trainable.
         let rows = match &self.layer_norm {
-            Some(layer_norm) => layer_norm.forward(&self.table)?,
-            None => self.table.clone(),
+            Some(layer_norm) => layer_norm.forward(&ctx.param(&self.table), ctx)?,
+            None => ctx.param(&self.table),
         };
         Ok(RelativeBatch::new(rows, index))
     }
@@ -123,14 +123,15 @@ impl SelfAttentionV2 {
 impl SelfAttention for SelfAttentionV2 {
     fn forward(&self, hidden: &Tensor, batch: &AttentionBatch, ctx: &mut Ctx) -> Result<Tensor> {
         let core = &self.core;
-        let project = |layer: &Linear, x: &Tensor| core.split_heads(&apply_linear(layer, x)?);
+        let table = core.position_table(batch, ctx)?;
+        let project = |layer: &Linear, x: &Tensor| core.split_heads(&apply_linear(layer, x, ctx)?);
         let heads = Heads {
             query: project(&self.query, hidden)?,
             key: project(&self.key, hidden)?,
             value: project(&self.value, hidden)?,
         };
         let mut positions = PositionHeads::default();
-        if let Some(table) = core.position_table(batch, ctx)? {
+        if let Some(table) = table {
             let project = |layer: &Linear| project(layer, &table);
             positions.key = self.position_key.as_ref().map(project).transpose()?;
             positions.query = self.position_query.as_ref().map(project).transpose()?;
@@ -187,7 +188,7 @@ impl Encoder for DebertaV2 {
 
     fn encode(&self, embedded: &Tensor, inputs: &Inputs, ctx: &mut Ctx) -> Result<Tensor> {
         let seq_len = embedded.dim(1)?;
-        let relative = self.relative.as_ref().map(|r| r.batch(seq_len)).transpose()?;
+        let relative = self.relative.as_ref().map(|r| r.batch(seq_len, ctx)).transpose()?;
         let batch = AttentionBatch::new(&inputs.attention_mask, embedded.dtype(), relative)?;
         run_layers(&self.layers, embedded, &batch, ctx)
     }

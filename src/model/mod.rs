@@ -14,6 +14,7 @@ pub mod config;
 pub mod deberta;
 pub mod deberta_v2;
 pub mod head;
+pub mod kernels;
 pub mod nn;
 pub mod resolve;
 pub mod spm;
@@ -41,19 +42,37 @@ pub struct Inputs {
     pub token_type_ids: Tensor,
 }
 
-/// Forward-pass context: train or eval mode, and the seeded generator that draws dropout masks.
+/// Forward-pass context: train or eval mode, frozen weights or not, and the seeded generator that
+/// draws dropout masks.
 pub struct Ctx<'a> {
     pub train: bool,
+    /// The encoder's weights enter the graph detached, so backward forms no gradient for them: the
+    /// ascent passes of SiFT, SMART and ALUM need only the gradient with respect to a perturbation.
+    pub frozen: bool,
     pub rng: &'a mut Rng,
 }
 
 impl<'a> Ctx<'a> {
     pub fn train(rng: &'a mut Rng) -> Self {
-        Self { train: true, rng }
+        Self { train: true, frozen: false, rng }
     }
 
     pub fn eval(rng: &'a mut Rng) -> Self {
-        Self { train: false, rng }
+        Self { train: false, frozen: false, rng }
+    }
+
+    /// The same context with frozen weights, drawing from the same generator.
+    pub fn frozen(&mut self) -> Ctx<'_> {
+        Ctx { train: self.train, frozen: true, rng: &mut *self.rng }
+    }
+
+    /// A weight as this pass uses it: detached when frozen.
+    pub fn param(&self, weight: &Tensor) -> Tensor {
+        if self.frozen {
+            weight.detach()
+        } else {
+            weight.clone()
+        }
     }
 }
 

@@ -1,15 +1,17 @@
-//! Layers whose backward passes Candle actually computes.
+//! Layers whose backward passes Candle actually computes, on the fused kernels of [`super::kernels`].
 //!
 //! `candle_nn::LayerNorm` and `ops::softmax_last_dim` take fused paths without a backward pass, which
-//! silently cuts the gradient (see `docs/candle-notes.md`). The layers here are composed from
-//! differentiable primitives; `Linear` and `Embedding` come from candle-nn, whose ops do have backward.
-use candle_core::{DType, Module, Result, Tensor, D};
+//! silently cuts the gradient (see `docs/candle-notes.md`). The layers here run the project's own
+//! kernels (hand-written backward, f32 on the CPU) or, elsewhere, composed differentiable primitives.
+//! Their weights enter the graph through [`Ctx::param`], detached in a frozen pass.
+use candle_core::{Result, Tensor};
 use candle_nn::{Embedding, Init, Linear, VarBuilder};
-use rand::Rng as _;
 
+use super::kernels::dropout::{self as dropout_kernel, DropoutMask};
+use super::kernels::{activation, layer_norm, linear as linear_kernel, softmax as softmax_kernel};
 use super::Ctx;
 
-/// A LayerNorm over the last dimension, composed of differentiable ops.
+/// A LayerNorm over the last dimension.
 #[derive(Debug, Clone)]
 pub struct LayerNorm {
     weight: Tensor,
@@ -28,25 +30,20 @@ impl LayerNorm {
         Ok(Self::new(weight, bias, eps))
     }
 
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        normalize(x, self.eps)?.broadcast_mul(&self.weight)?.broadcast_add(&self.bias)
+    pub fn forward(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
+        layer_norm::layer_norm(x, &ctx.param(&self.weight), &ctx.param(&self.bias), self.eps)
     }
 }
 
 /// `(x - mean) / sqrt(var + eps)` over the last dimension: a LayerNorm without affine parameters.
 /// Statistics are taken in f32 whatever the input dtype, as PyTorch does.
 pub fn normalize(x: &Tensor, eps: f64) -> Result<Tensor> {
-    let dtype = x.dtype();
-    let x = x.to_dtype(DType::F32)?;
-    let mean = x.mean_keepdim(D::Minus1)?;
-    let centered = x.broadcast_sub(&mean)?;
-    let var = centered.sqr()?.mean_keepdim(D::Minus1)?;
-    centered.broadcast_div(&(var + eps)?.sqrt()?)?.to_dtype(dtype)
+    layer_norm::normalize(x, eps)
 }
 
 /// Softmax over the last dimension with a backward pass.
 pub fn softmax(x: &Tensor) -> Result<Tensor> {
-    candle_nn::ops::softmax(x, D::Minus1)
+    softmax_kernel::softmax(x)
 }
 
 /// The activation functions that configs name in `hidden_act` / `pooler_hidden_act`.
@@ -65,7 +62,7 @@ pub enum Activation {
 impl Activation {
     pub fn forward(self, x: &Tensor) -> Result<Tensor> {
         match self {
-            Self::Gelu => x.gelu_erf(),
+            Self::Gelu => activation::gelu_erf(x),
             Self::GeluNew => x.gelu(),
             Self::Relu => x.relu(),
             Self::Tanh => x.tanh(),
@@ -74,6 +71,7 @@ impl Activation {
 }
 
 /// Dropout whose mask comes from the run's seeded generator, so that a run is reproducible.
+/// `p` is expected in [0, 1).
 #[derive(Debug, Clone, Copy)]
 pub struct Dropout {
     p: f32,
@@ -84,17 +82,24 @@ impl Dropout {
         Self { p: p as f32 }
     }
 
+    /// A fresh mask for `len` elements, or `None` when dropout is off (evaluation, p = 0).
+    pub fn mask(&self, len: usize, ctx: &mut Ctx) -> Option<DropoutMask> {
+        (ctx.train && self.p > 0.0).then(|| DropoutMask::draw(ctx.rng, len, self.p))
+    }
+
     pub fn forward(&self, x: &Tensor, ctx: &mut Ctx) -> Result<Tensor> {
-        if !ctx.train || self.p <= 0.0 {
-            return Ok(x.clone());
+        match self.mask(x.elem_count(), ctx) {
+            Some(mask) => dropout_kernel::dropout(x, &mask),
+            None => Ok(x.clone()),
         }
-        let keep = 1.0 / (1.0 - self.p);
-        // Comparing raw u32 draws against a threshold is several times cheaper than drawing floats.
-        let threshold = (self.p as f64 * u32::MAX as f64) as u32;
-        let mask: Vec<f32> =
-            (0..x.elem_count()).map(|_| if ctx.rng.random::<u32>() >= threshold { keep } else { 0.0 }).collect();
-        let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
-        x.mul(&mask)
+    }
+
+    /// `dropout(x) + residual` as one operation (the residual connections).
+    pub fn forward_add(&self, x: &Tensor, residual: &Tensor, ctx: &mut Ctx) -> Result<Tensor> {
+        match self.mask(x.elem_count(), ctx) {
+            Some(mask) => dropout_kernel::dropout_add(x, residual, &mask),
+            None => x + residual,
+        }
     }
 }
 
@@ -119,10 +124,9 @@ pub fn embedding(vocab: usize, dim: usize, vb: VarBuilder) -> Result<Embedding> 
     Ok(Embedding::new(table, dim))
 }
 
-/// Applies a linear layer to a `[B, T, in]` tensor as one 2-D matmul (faster than candle's batched one).
-pub fn apply_linear(layer: &Linear, x: &Tensor) -> Result<Tensor> {
-    match x.dims() {
-        [b, t, d] => layer.forward(&x.reshape((b * t, *d))?)?.reshape((*b, *t, ())),
-        _ => layer.forward(x),
-    }
+/// Applies a linear layer over the last dimension (any rank) as one 2-D product, with the layer's
+/// weights as the context gives them.
+pub fn apply_linear(layer: &Linear, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
+    let bias = layer.bias().map(|b| ctx.param(b));
+    linear_kernel::linear(x, &ctx.param(layer.weight()), bias.as_ref())
 }

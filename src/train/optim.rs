@@ -8,6 +8,8 @@ use candle_core::backprop::GradStore;
 use candle_core::{DType, Result, Tensor, Var};
 use serde::{Deserialize, Serialize};
 
+use crate::model::kernels::optim::{adamw_in_place, sum_of_squares, AdamWStep};
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdamWConfig {
@@ -49,8 +51,9 @@ impl AdamW {
         let params = vars
             .into_iter()
             .map(|(name, var)| {
-                let zeros = var.as_tensor().zeros_like()?.to_dtype(DType::F32)?;
-                Ok(Param { decay: takes_weight_decay(&name), name, m: zeros.clone(), v: zeros, var })
+                // Two allocations: the fused update writes the moments in place.
+                let zeros = || var.as_tensor().zeros_like()?.to_dtype(DType::F32);
+                Ok(Param { decay: takes_weight_decay(&name), name, m: zeros()?, v: zeros()?, var })
             })
             .collect::<Result<_>>()?;
         Ok(Self { params, config, steps: 0 })
@@ -68,6 +71,18 @@ impl AdamW {
         let (bias1, bias2) = (1.0 - c.beta1.powi(t), 1.0 - c.beta2.powi(t));
         for p in &mut self.params {
             let Some(g) = grads.get(p.var.as_tensor()) else { continue };
+            let fused = AdamWStep {
+                lr,
+                beta1: c.beta1,
+                beta2: c.beta2,
+                eps: c.eps,
+                weight_decay: if p.decay { c.weight_decay } else { 0.0 },
+                bias_correction1: bias1,
+                bias_correction2: bias2,
+            };
+            if adamw_in_place(p.var.as_tensor(), g, &p.m, &p.v, &fused)? {
+                continue;
+            }
             let g = g.to_dtype(DType::F32)?;
             p.m = ((&p.m * c.beta1)? + (&g * (1.0 - c.beta1))?)?;
             p.v = ((&p.v * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?;
@@ -82,7 +97,8 @@ impl AdamW {
         Ok(())
     }
 
-    /// The moments by name (`m.<param>`, `v.<param>`), for a checkpoint.
+    /// The moments by name (`m.<param>`, `v.<param>`), for a checkpoint. They share storage with the
+    /// live moments, which the next step updates in place: serialise them before it.
     pub fn state(&self) -> Vec<(String, Tensor)> {
         self.params
             .iter()
@@ -98,8 +114,9 @@ impl AdamW {
                     .cloned()
                     .ok_or_else(|| candle_core::Error::Msg(format!("optimizer state lacks `{key}`")))
             };
-            p.m = get(format!("m.{}", p.name))?.to_device(p.var.device())?;
-            p.v = get(format!("v.{}", p.name))?.to_device(p.var.device())?;
+            // Copies: the moments are updated in place and must not alias the caller's tensors.
+            p.m = get(format!("m.{}", p.name))?.to_device(p.var.device())?.copy()?;
+            p.v = get(format!("v.{}", p.name))?.to_device(p.var.device())?.copy()?;
         }
         self.steps = steps;
         Ok(())
@@ -111,7 +128,10 @@ pub fn grad_norm(grads: &GradStore, vars: &[Var]) -> Result<f32> {
     let mut total = 0f32;
     for var in vars {
         if let Some(g) = grads.get(var.as_tensor()) {
-            total += g.to_dtype(DType::F32)?.sqr()?.sum_all()?.to_scalar::<f32>()?;
+            total += match sum_of_squares(g)? {
+                Some(sum) => sum as f32,
+                None => g.to_dtype(DType::F32)?.sqr()?.sum_all()?.to_scalar::<f32>()?,
+            };
         }
     }
     Ok(total.sqrt())

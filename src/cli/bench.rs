@@ -1,0 +1,179 @@
+//! `sift-tui bench`: training-step throughput of one method on a fixed synthetic batch.
+//!
+//! Each step is what the trainer does per update: the method's passes (`Method::step`), the global
+//! gradient norm, clipping to 1.0 and the project's AdamW update. The batch is drawn once from a seeded
+//! generator (random ids, full attention mask, random labels), so runs are comparable across builds.
+//! The result is one JSON line on stdout.
+use std::time::Instant;
+
+use anyhow::Context;
+use candle_core::{DType, Device, Tensor, Var};
+use rand::Rng as _;
+
+use crate::data::Batch;
+use crate::method::{self, MethodName, MethodsConfig, Progress};
+use crate::model::resolve::resolve_model;
+use crate::model::{select_device, Classifier, Ctx, Inputs, ModelFiles};
+use crate::rng::{self, Rng};
+use crate::train::optim::{self, AdamW, AdamWConfig};
+
+/// The trainer's defaults for the update (`[train]` in a preset).
+const LEARNING_RATE: f64 = 2e-5;
+const GRAD_CLIP: f64 = 1.0;
+/// Classes of the synthetic task.
+pub const NUM_LABELS: usize = 2;
+
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Model id (`org/name`) or checkpoint directory.
+    #[arg(long)]
+    model: String,
+    /// standard, r3f, smart, alum, sift or freelb (default hyperparameters).
+    #[arg(long, default_value = "standard")]
+    method: MethodName,
+    /// Examples per batch.
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    /// Tokens per example.
+    #[arg(long, default_value_t = 64)]
+    seq: usize,
+    /// Timed training steps.
+    #[arg(long, default_value_t = 10)]
+    steps: usize,
+    /// Untimed steps first (allocator and thread-pool warm-up).
+    #[arg(long, default_value_t = 2)]
+    warmup: usize,
+    /// CPU threads for matmuls and elementwise kernels (default: $RAYON_NUM_THREADS, or all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// cpu, cuda (`cuda:N`) or metal.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// f32, bf16 or f16 (half precision on GPUs).
+    #[arg(long, default_value = "f32")]
+    dtype: DType,
+    /// Seed of the synthetic batch, the head initialisation and dropout.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+/// What `bench` prints.
+#[derive(Debug, serde::Serialize)]
+struct BenchResult {
+    method: MethodName,
+    batch: usize,
+    seq: usize,
+    steps: usize,
+    samples_per_sec: f64,
+    step_ms: f64,
+    /// Peak resident memory of the process (VmHWM); `None` where /proc is not available.
+    peak_rss_mb: Option<f64>,
+}
+
+pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.batch > 0 && args.seq > 0 && args.steps > 0, "--batch, --seq and --steps must be positive");
+    if let Some(threads) = args.threads {
+        anyhow::ensure!(threads > 0, "--threads must be positive");
+        super::set_thread_count(threads);
+    }
+    let dir = resolve_model(&args.model)?;
+    let files = ModelFiles::in_dir(&dir)?;
+    let device = select_device(&args.device)?;
+    let model = Classifier::load(&files, NUM_LABELS, &device, args.dtype, args.seed)
+        .with_context(|| format!("loading {}", dir.display()))?;
+    let mut rng = rng::stream(args.seed, 0);
+    let batch = synthetic_batch(&mut rng, args.batch, args.seq, model.config.vocab_size(), &device)?;
+
+    let mut bench = StepBench::new(&model, args.method)?;
+    for _ in 0..args.warmup {
+        bench.step(&batch, &mut rng)?;
+    }
+    device.synchronize()?;
+    let started = Instant::now();
+    for _ in 0..args.steps {
+        bench.step(&batch, &mut rng)?;
+    }
+    device.synchronize()?;
+    let seconds = started.elapsed().as_secs_f64();
+
+    let result = BenchResult {
+        method: args.method,
+        batch: args.batch,
+        seq: args.seq,
+        steps: args.steps,
+        samples_per_sec: (args.batch * args.steps) as f64 / seconds,
+        step_ms: 1e3 * seconds / args.steps as f64,
+        peak_rss_mb: peak_rss_mb(),
+    };
+    println!("{}", serde_json::to_string(&result)?);
+    Ok(())
+}
+
+/// A batch of `batch` × `seq` random ids over the whole vocabulary, no padding, and random labels
+/// among [`NUM_LABELS`].
+pub fn synthetic_batch(
+    rng: &mut Rng,
+    batch: usize,
+    seq: usize,
+    vocab: usize,
+    device: &Device,
+) -> anyhow::Result<Batch> {
+    let vocab = u32::try_from(vocab).context("vocabulary too large")?;
+    let ids: Vec<u32> = (0..batch * seq).map(|_| rng.random_range(0..vocab)).collect();
+    let labels: Vec<u32> = (0..batch).map(|_| rng.random_range(0..NUM_LABELS as u32)).collect();
+    Ok(Batch {
+        inputs: Inputs {
+            input_ids: Tensor::from_vec(ids, (batch, seq), device)?,
+            attention_mask: Tensor::ones((batch, seq), DType::U32, device)?,
+            token_type_ids: Tensor::zeros((batch, seq), DType::U32, device)?,
+        },
+        labels: Tensor::from_vec(labels, batch, device)?,
+    })
+}
+
+/// One training update as the trainer runs it.
+struct StepBench<'a> {
+    model: &'a Classifier,
+    method: Box<dyn method::Method>,
+    optimizer: AdamW,
+    vars: Vec<Var>,
+    /// A long nominal schedule, so that methods with a curriculum (ALUM) stay in their main phase.
+    progress: Progress,
+}
+
+impl<'a> StepBench<'a> {
+    fn new(model: &'a Classifier, name: MethodName) -> anyhow::Result<Self> {
+        let named: Vec<(String, Var)> = {
+            let data = model.varmap.data().lock().map_err(|_| anyhow::anyhow!("varmap poisoned"))?;
+            data.iter().map(|(name, var)| (name.clone(), var.clone())).collect()
+        };
+        let vars = named.iter().map(|(_, var)| var.clone()).collect();
+        Ok(Self {
+            method: method::build(name, &MethodsConfig::default(), model)?,
+            optimizer: AdamW::new(named, AdamWConfig::default())?,
+            vars,
+            model,
+            progress: Progress { step: 1_000, total_steps: 10_000 },
+        })
+    }
+
+    fn step(&mut self, batch: &Batch, rng: &mut Rng) -> anyhow::Result<()> {
+        let mut out = self.method.step(self.model, batch, &mut Ctx::train(rng), self.progress)?;
+        let norm = optim::grad_norm(&out.grads, &self.vars)?;
+        anyhow::ensure!(norm.is_finite(), "the gradient norm is not finite ({norm})");
+        if norm as f64 > GRAD_CLIP {
+            optim::scale_grads(&mut out.grads, &self.vars, GRAD_CLIP / (norm as f64 + 1e-6))?;
+        }
+        self.optimizer.step(&out.grads, LEARNING_RATE)?;
+        self.method.after_update(self.model, self.progress)?;
+        Ok(())
+    }
+}
+
+/// The process's peak resident set size in MiB, from `VmHWM` in /proc/self/status (Linux only).
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}

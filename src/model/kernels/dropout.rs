@@ -1,0 +1,217 @@
+//! Dropout masks drawn in bulk from the run's generator, applied as one node.
+//!
+//! A mask keeps element i when its 16-bit draw is at least `p · 2¹⁶` (so p is honoured to 1/65536),
+//! and scales kept elements by 1/(1 − p). The op keeps the draws, not a float mask tensor, and its
+//! backward multiplies by the same mask; [`dropout_add`] also folds in the residual connection.
+use std::sync::Arc;
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
+use rand::Rng as _;
+
+use super::{for_rows, fused, simd_fn, slice, tensor, with_data};
+use crate::rng::Rng;
+
+/// The keep/drop decisions for one tensor.
+#[derive(Debug, Clone)]
+pub struct DropoutMask {
+    draws: Arc<[u16]>,
+    threshold: u16,
+    scale: f32,
+}
+
+impl DropoutMask {
+    /// Draws the mask of `len` elements for drop probability `p` in (0, 1).
+    pub fn draw(rng: &mut Rng, len: usize, p: f32) -> Self {
+        let mut draws = vec![0u16; len];
+        rng.fill(&mut draws[..]);
+        let threshold = (p as f64 * 65_536.0).round().min(u16::MAX as f64) as u16;
+        Self { draws: draws.into(), threshold, scale: 1.0 / (1.0 - p) }
+    }
+
+    pub fn len(&self) -> usize {
+        self.draws.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.draws.is_empty()
+    }
+
+    /// The factor of element i: 0 or 1/(1 − p).
+    fn factor(&self, i: usize) -> f32 {
+        if self.draws[i] >= self.threshold {
+            self.scale
+        } else {
+            0.0
+        }
+    }
+
+    /// `out[j] = x[j] · factor(start + j)`.
+    pub(crate) fn apply_to(&self, start: usize, x: &[f32], out: &mut [f32]) {
+        mask_into(&self.draws[start..start + out.len()], self.threshold, self.scale, x, out);
+    }
+
+    /// `x[j] *= factor(start + j)`.
+    pub(crate) fn apply_in_place(&self, start: usize, x: &mut [f32]) {
+        mask_in_place(&self.draws[start..start + x.len()], self.threshold, self.scale, x);
+    }
+
+    /// The mask as a tensor of factors (the composed path).
+    fn tensor(&self, like: &Tensor) -> Result<Tensor> {
+        let factors: Vec<f32> = (0..self.len()).map(|i| self.factor(i)).collect();
+        Tensor::from_vec(factors, like.shape(), like.device())?.to_dtype(like.dtype())
+    }
+
+    fn check(&self, x: &Tensor) -> Result<()> {
+        if self.len() != x.elem_count() {
+            candle_core::bail!("dropout: a mask of {} elements for a tensor of {}", self.len(), x.elem_count());
+        }
+        Ok(())
+    }
+}
+
+/// `x · mask`.
+pub fn dropout(x: &Tensor, mask: &DropoutMask) -> Result<Tensor> {
+    mask.check(x)?;
+    if fused(x) {
+        x.contiguous()?.apply_op1(Dropout(mask.clone()))
+    } else {
+        x.mul(&mask.tensor(x)?)
+    }
+}
+
+/// `x · mask + residual`.
+pub fn dropout_add(x: &Tensor, residual: &Tensor, mask: &DropoutMask) -> Result<Tensor> {
+    mask.check(x)?;
+    if fused(x) && fused(residual) && x.shape() == residual.shape() {
+        x.contiguous()?.apply_op2(&residual.contiguous()?, Dropout(mask.clone()))
+    } else {
+        x.mul(&mask.tensor(x)?)? + residual
+    }
+}
+
+simd_fn! {
+    fn mask_into(draws: &[u16], threshold: u16, scale: f32, x: &[f32], out: &mut [f32]) {
+        for ((o, &v), &d) in out.iter_mut().zip(x).zip(draws) {
+            *o = if d >= threshold { v * scale } else { 0.0 };
+        }
+    }
+}
+
+simd_fn! {
+    fn mask_in_place(draws: &[u16], threshold: u16, scale: f32, x: &mut [f32]) {
+        for (v, &d) in x.iter_mut().zip(draws) {
+            *v = if d >= threshold { *v * scale } else { 0.0 };
+        }
+    }
+}
+
+simd_fn! {
+    fn add_in_place(x: &mut [f32], other: &[f32]) {
+        x.iter_mut().zip(other).for_each(|(v, &o)| *v += o);
+    }
+}
+
+struct Dropout(DropoutMask);
+
+impl Dropout {
+    fn masked(&self, x: &[f32]) -> Vec<f32> {
+        let mut y = vec![0f32; x.len()];
+        for_rows(&mut y, 1, |start, out| self.0.apply_to(start, &x[start..], out));
+        y
+    }
+
+    fn masked_grad(&self, grad: &Tensor) -> Result<Tensor> {
+        with_data(grad, "dropout-backward", |dy| tensor(self.masked(dy), grad.shape()))
+    }
+}
+
+impl CustomOp1 for Dropout {
+    fn name(&self) -> &'static str {
+        "dropout"
+    }
+
+    fn cpu_fwd(&self, x: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        Ok((CpuStorage::F32(self.masked(slice(x, layout, "dropout")?)), layout.shape().clone()))
+    }
+
+    fn bwd(&self, _x: &Tensor, _y: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        self.masked_grad(grad).map(Some)
+    }
+}
+
+impl CustomOp2 for Dropout {
+    fn name(&self) -> &'static str {
+        "dropout-add"
+    }
+
+    fn cpu_fwd(&self, x: &CpuStorage, xl: &Layout, r: &CpuStorage, rl: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (x, residual) = (slice(x, xl, "dropout-add")?, slice(r, rl, "dropout-add")?);
+        let mut y = vec![0f32; x.len()];
+        for_rows(&mut y, 1, |start, out| {
+            self.0.apply_to(start, &x[start..], out);
+            add_in_place(out, &residual[start..]);
+        });
+        Ok((CpuStorage::F32(y), xl.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        residual: &Tensor,
+        _y: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let dx = if x.track_op() { Some(self.masked_grad(grad)?) } else { None };
+        let dr = if residual.track_op() { Some(grad.clone()) } else { None };
+        Ok((dx, dr))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    use super::super::testing::{assert_close, loss, var};
+    use super::*;
+
+    #[test]
+    fn drops_about_p_and_scales_the_rest() -> Result<()> {
+        let mut rng = Rng::seed_from_u64(0);
+        let mask = DropoutMask::draw(&mut rng, 200_000, 0.1);
+        let dropped = (0..mask.len()).filter(|&i| mask.factor(i) == 0.0).count() as f64 / mask.len() as f64;
+        assert!((dropped - 0.1).abs() < 0.005, "dropped {dropped}");
+        assert!((0..mask.len()).all(|i| [0.0, 1.0 / 0.9].contains(&mask.factor(i))));
+        Ok(())
+    }
+
+    #[test]
+    fn matches_the_composed_mask() -> Result<()> {
+        let mut rng = Rng::seed_from_u64(1);
+        for shape in [vec![3, 7], vec![5, 30_011]] {
+            let (x, r) = (var(&shape, 1.0, 2), var(&shape, 1.0, 3));
+            let n = x.elem_count();
+            let mask = DropoutMask::draw(&mut rng, n, 0.3);
+            let factors = mask.tensor(&x)?;
+            let got = dropout(&x, &mask)?;
+            let want = x.mul(&factors)?;
+            assert_close(&got, &want, 0.0, "dropout");
+            let (g, w) = (loss(&got, 4)?.backward()?, loss(&want, 4)?.backward()?);
+            assert_close(g.get(&x).expect("dx"), w.get(&x).expect("dx"), 0.0, "dropout dx");
+
+            let got = dropout_add(&x, &r, &mask)?;
+            let want = (x.mul(&factors)? + r.as_tensor())?;
+            assert_close(&got, &want, 0.0, "dropout_add");
+            let (g, w) = (loss(&got, 5)?.backward()?, loss(&want, 5)?.backward()?);
+            assert_close(g.get(&x).expect("dx"), w.get(&x).expect("dx"), 0.0, "dropout_add dx");
+            assert_close(g.get(&r).expect("dr"), w.get(&r).expect("dr"), 0.0, "dropout_add dr");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn rejects_a_mask_of_another_size() {
+        let mut rng = Rng::seed_from_u64(1);
+        let mask = DropoutMask::draw(&mut rng, 5, 0.5);
+        assert!(dropout(&var(&[2, 3], 1.0, 1), &mask).is_err());
+    }
+}

@@ -1,0 +1,205 @@
+//! A linear layer `x · Wᵀ + b` as one node: two GEMMs and a column sum in backward, each only when
+//! its operand is tracked.
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+
+use super::{fused, matmul, simd_fn, slice, sum_over_rows, tensor, with_data, Mat, Threads};
+
+/// `x · Wᵀ + b` over the last dimension of `x` (`[.., in]`), weight `[out, in]`, bias `[out]`.
+pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    let (out_dim, in_dim) = weight.dims2()?;
+    let Some(&width) = x.dims().last() else { candle_core::bail!("linear: the input is a scalar") };
+    if width != in_dim || bias.is_some_and(|b| b.dims() != [out_dim]) {
+        let bias = bias.map(|b| b.dims().to_vec());
+        candle_core::bail!("linear: input {:?}, weight {:?}, bias {bias:?}", x.dims(), weight.dims());
+    }
+    if !(fused(x) && fused(weight) && bias.is_none_or(fused)) {
+        let mut out_shape = x.dims().to_vec();
+        out_shape[x.rank() - 1] = out_dim;
+        return composed(&x.reshape(((), in_dim))?, weight, bias)?.reshape(out_shape);
+    }
+    // The op keeps the input's leading dimensions: reshapes would be graph nodes of their own.
+    let op = Linear { in_dim, out_dim };
+    let (x, weight) = (x.contiguous()?, weight.contiguous()?);
+    match bias {
+        Some(bias) => x.apply_op3(&weight, &bias.contiguous()?, op),
+        None => x.apply_op2(&weight, op),
+    }
+}
+
+/// The same layer from Candle's ops (other devices and dtypes; the reference in tests).
+pub fn composed(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    let y = x.matmul(&weight.t()?)?;
+    match bias {
+        Some(bias) => y.broadcast_add(bias),
+        None => Ok(y),
+    }
+}
+
+simd_fn! {
+    /// Adds every row of `rows` (rows of `acc.len()`) into `acc`.
+    fn add_rows(rows: &[f32], acc: &mut [f32]) {
+        for row in rows.chunks_exact(acc.len()) {
+            acc.iter_mut().zip(row).for_each(|(a, &g)| *a += g);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Linear {
+    in_dim: usize,
+    out_dim: usize,
+}
+
+impl Linear {
+    fn forward(&self, x: &[f32], x_shape: &Shape, weight: &[f32], bias: Option<&[f32]>) -> Result<(CpuStorage, Shape)> {
+        let rows = x.len() / self.in_dim.max(1);
+        let mut y = vec![0f32; rows * self.out_dim];
+        if let Some(bias) = bias {
+            y.chunks_mut(self.out_dim).for_each(|row| row.copy_from_slice(bias));
+        }
+        let x = Mat::dense(x, rows, self.in_dim);
+        let weight_t = Mat::dense(weight, self.out_dim, self.in_dim).t();
+        matmul(&mut y, self.out_dim, x, weight_t, 1.0, bias.is_some(), Threads::Pool)?;
+        let mut out_shape = x_shape.dims().to_vec();
+        if let Some(last) = out_shape.last_mut() {
+            *last = self.out_dim;
+        }
+        Ok((CpuStorage::F32(y), Shape::from(out_shape)))
+    }
+
+    /// (dx, dW, db), each only for a tracked operand.
+    fn backward(
+        &self,
+        x: &Tensor,
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (i, o) = (self.in_dim, self.out_dim);
+        with_data(grad, "linear-backward", |dy| {
+            let rows = dy.len() / o.max(1);
+            let dy_mat = Mat::dense(dy, rows, o);
+            let dx = if x.track_op() {
+                with_data(weight, "linear-backward", |w| {
+                    let mut dx = vec![0f32; rows * i];
+                    matmul(&mut dx, i, dy_mat, Mat::dense(w, o, i), 1.0, false, Threads::Pool)?;
+                    tensor(dx, x.shape()).map(Some)
+                })?
+            } else {
+                None
+            };
+            let dw = if weight.track_op() {
+                with_data(x, "linear-backward", |x| {
+                    let mut dw = vec![0f32; o * i];
+                    matmul(&mut dw, i, dy_mat.t(), Mat::dense(x, rows, i), 1.0, false, Threads::Pool)?;
+                    tensor(dw, (o, i)).map(Some)
+                })?
+            } else {
+                None
+            };
+            let db = match bias {
+                Some(bias) if bias.track_op() => {
+                    let sums = sum_over_rows(rows, o, o, |first, count, acc| {
+                        add_rows(&dy[first * o..(first + count) * o], acc)
+                    });
+                    Some(tensor(sums, o)?)
+                }
+                _ => None,
+            };
+            Ok((dx, dw, db))
+        })
+    }
+}
+
+impl CustomOp2 for Linear {
+    fn name(&self) -> &'static str {
+        "linear"
+    }
+
+    fn cpu_fwd(&self, x: &CpuStorage, xl: &Layout, w: &CpuStorage, wl: &Layout) -> Result<(CpuStorage, Shape)> {
+        self.forward(slice(x, xl, "linear")?, xl.shape(), slice(w, wl, "linear")?, None)
+    }
+
+    fn bwd(&self, x: &Tensor, weight: &Tensor, _y: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let (dx, dw, _) = self.backward(x, weight, None, grad)?;
+        Ok((dx, dw))
+    }
+}
+
+impl CustomOp3 for Linear {
+    fn name(&self) -> &'static str {
+        "linear"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x: &CpuStorage,
+        xl: &Layout,
+        w: &CpuStorage,
+        wl: &Layout,
+        b: &CpuStorage,
+        bl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let name = "linear";
+        self.forward(slice(x, xl, name)?, xl.shape(), slice(w, wl, name)?, Some(slice(b, bl, name)?))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        weight: &Tensor,
+        bias: &Tensor,
+        _y: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        self.backward(x, weight, Some(bias), grad)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::Var;
+
+    use super::super::testing::{assert_close, loss, var};
+    use super::*;
+
+    /// Forward and all three gradients against the composed layer, for `[.., in] → out`.
+    fn check(x_shape: &[usize], out_dim: usize, with_bias: bool) -> Result<()> {
+        let in_dim = *x_shape.last().expect("rank ≥ 1");
+        let x = var(x_shape, 1.0, 1);
+        let w = var(&[out_dim, in_dim], 0.5, 2);
+        let b = var(&[out_dim], 0.5, 3);
+        let bias = with_bias.then(|| b.as_tensor());
+        let got = linear(&x, &w, bias)?;
+        let rows = x.elem_count() / in_dim;
+        let want = composed(&x.reshape((rows, in_dim))?, &w, bias)?.reshape(got.shape())?;
+        assert_close(&got, &want, 1e-5, "forward");
+        let (got_grads, want_grads) = (loss(&got, 9)?.backward()?, loss(&want, 9)?.backward()?);
+        let vars: Vec<&Var> = if with_bias { vec![&x, &w, &b] } else { vec![&x, &w] };
+        for (name, v) in ["x", "weight", "bias"].iter().zip(vars) {
+            let (g, r) = (got_grads.get(v).expect("gradient"), want_grads.get(v).expect("gradient"));
+            assert_close(g, r, 1e-5, name);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn matches_the_composed_layer() -> Result<()> {
+        check(&[3, 5, 7], 11, true)?;
+        check(&[13, 33], 17, false)?;
+        check(&[2, 97, 384], 65, true)
+    }
+
+    #[test]
+    fn detached_weights_get_no_gradient() -> Result<()> {
+        let x = var(&[4, 6], 1.0, 1);
+        let w = var(&[3, 6], 1.0, 2);
+        let b = var(&[3], 1.0, 3);
+        let y = linear(&x, &w.as_tensor().detach(), Some(&b.as_tensor().detach()))?;
+        let grads = loss(&y, 4)?.backward()?;
+        assert!(grads.get(&w).is_none() && grads.get(&b).is_none());
+        let want = loss(&composed(&x, &w, Some(&b))?, 4)?.backward()?;
+        assert_close(grads.get(&x).expect("dx"), want.get(&x).expect("dx"), 1e-5, "dx");
+        Ok(())
+    }
+}

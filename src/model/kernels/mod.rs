@@ -1,0 +1,327 @@
+//! Fused CPU kernels with hand-written backward passes.
+//!
+//! Candle's autograd records one node per primitive and, in backward, computes the gradient of every
+//! operand (weights of a frozen pass included) and accumulates each into a fresh zero tensor. A
+//! transformer layer built from primitives therefore spends most of its time in memory traffic. The
+//! ops here replace whole blocks (a linear layer, attention, LayerNorm, GELU, dropout) by one node each,
+//! whose backward only forms the gradients of operands that are tracked (`Tensor::track_op`): a pass
+//! over detached weights never computes weight gradients.
+//!
+//! The kernels run on contiguous f32 CPU tensors. Each public entry point checks [`fused`] and otherwise
+//! runs the composed Candle ops (GPUs, half precision), which also serve as the reference in the tests.
+pub mod activation;
+pub mod attention;
+pub mod dropout;
+pub mod layer_norm;
+pub mod linear;
+pub(crate) mod math;
+pub mod optim;
+pub mod softmax;
+
+use candle_core::backend::BackendStorage;
+use candle_core::{bail, CpuStorage, DType, Layout, Result, Storage, Tensor};
+use rayon::prelude::*;
+
+/// Whether the fused kernels handle this tensor: f32 on the CPU.
+pub fn fused(x: &Tensor) -> bool {
+    x.device().is_cpu() && x.dtype() == DType::F32
+}
+
+/// The contiguous f32 data of a CPU storage.
+fn slice<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
+    let CpuStorage::F32(data) = storage else { bail!("{op}: expects f32, got {:?}", storage.dtype()) };
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&data[start..end]),
+        None => bail!("{op}: expects a contiguous tensor"),
+    }
+}
+
+/// The contiguous f32 data of a CPU storage, writable (in-place ops).
+fn slice_mut<'a>(storage: &'a mut CpuStorage, layout: &Layout, op: &str) -> Result<&'a mut [f32]> {
+    let dtype = storage.dtype();
+    let CpuStorage::F32(data) = storage else { bail!("{op}: expects f32, got {dtype:?}") };
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&mut data[start..end]),
+        None => bail!("{op}: expects a contiguous tensor"),
+    }
+}
+
+/// Runs `f` on the contiguous f32 data of a CPU tensor (backward passes read their saved tensors here).
+fn with_data<R>(t: &Tensor, op: &str, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
+    let t = t.contiguous()?;
+    let (storage, layout) = t.storage_and_layout();
+    match &*storage {
+        Storage::Cpu(cpu) => f(slice(cpu, layout, op)?),
+        _ => bail!("{op}: the fused kernels run on the CPU only"),
+    }
+}
+
+/// A new f32 tensor of `shape` on the CPU.
+fn tensor(data: Vec<f32>, shape: impl Into<candle_core::Shape>) -> Result<Tensor> {
+    Tensor::from_vec(data, shape, &candle_core::Device::Cpu)
+}
+
+/// Below this many elements a kernel runs on the calling thread: splitting costs more than it saves.
+const PARALLEL_MIN: usize = 32 * 1024;
+/// Elements per parallel task (whole rows, at least one).
+const CHUNK: usize = 16 * 1024;
+
+/// Rows per task for rows of `row_len` elements.
+fn rows_per_chunk(row_len: usize) -> usize {
+    (CHUNK / row_len.max(1)).max(1)
+}
+
+/// Runs `f(first_row, rows)` over `out` split into chunks of whole rows of `row_len`, in parallel when
+/// the work is large enough.
+fn for_rows(out: &mut [f32], row_len: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+    if out.len() < PARALLEL_MIN || row_len == 0 {
+        return f(0, out);
+    }
+    let rows = rows_per_chunk(row_len);
+    out.par_chunks_mut(rows * row_len).enumerate().for_each(|(i, chunk)| f(i * rows, chunk));
+}
+
+/// Like [`for_rows`], where `f(first_row, rows, sums)` also adds into `sums`, a vector of `len`
+/// accumulators per task; returns their total (parameter gradients summed over rows).
+fn for_rows_summing(
+    out: &mut [f32],
+    row_len: usize,
+    len: usize,
+    f: impl Fn(usize, &mut [f32], &mut [f32]) + Sync,
+) -> Vec<f32> {
+    let run = |first: usize, chunk: &mut [f32]| {
+        let mut sums = vec![0f32; len];
+        f(first, chunk, &mut sums);
+        sums
+    };
+    if out.len() < PARALLEL_MIN || row_len == 0 {
+        return run(0, out);
+    }
+    let rows = rows_per_chunk(row_len);
+    out.par_chunks_mut(rows * row_len)
+        .enumerate()
+        .map(|(i, chunk)| run(i * rows, chunk))
+        .reduce(|| vec![0f32; len], add_into)
+}
+
+/// Sums `f(first_row, row_count)`, a vector of `len` partial sums per chunk of rows, over `total_rows`
+/// rows (the parameter gradients of LayerNorm and the bias of a linear layer).
+fn sum_over_rows(
+    total_rows: usize,
+    row_len: usize,
+    len: usize,
+    f: impl Fn(usize, usize, &mut [f32]) + Sync,
+) -> Vec<f32> {
+    let rows = rows_per_chunk(row_len);
+    let partial = |chunk: usize| {
+        let first = chunk * rows;
+        let mut acc = vec![0f32; len];
+        f(first, rows.min(total_rows - first), &mut acc);
+        acc
+    };
+    let chunks = total_rows.div_ceil(rows);
+    if total_rows * row_len < PARALLEL_MIN {
+        return (0..chunks).map(partial).reduce(add_into).unwrap_or_else(|| vec![0f32; len]);
+    }
+    (0..chunks).into_par_iter().map(partial).reduce(|| vec![0f32; len], add_into)
+}
+
+fn add_into(mut acc: Vec<f32>, other: Vec<f32>) -> Vec<f32> {
+    acc.iter_mut().zip(&other).for_each(|(a, b)| *a += b);
+    acc
+}
+
+/// Whether the CPU runs the AVX2 + FMA copies of the [`simd_fn!`] kernels.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn has_avx2_fma() -> bool {
+    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+}
+
+/// Defines a kernel function whose body is compiled twice: for AVX2 + FMA, used when the CPU has
+/// them, and for the crate's baseline target (SSE2 on x86-64, a quarter of the vector width). The body
+/// and the `#[inline(always)]` helpers it calls are inlined into each copy, so its loops vectorize
+/// for the features of the copy. Arguments are plain values (no generics or closures).
+macro_rules! simd_fn {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+        $(#[$meta])*
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            fn body($($arg: $ty),*) $(-> $ret)? $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2,fma")]
+                fn avx2($($arg: $ty),*) $(-> $ret)? {
+                    body($($arg),*)
+                }
+                if $crate::model::kernels::has_avx2_fma() {
+                    // SAFETY: the CPU has the features this copy was compiled for.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            body($($arg),*)
+        }
+    };
+}
+pub(crate) use simd_fn;
+
+/// A strided f32 matrix: element (i, j) is `data[i * row_stride + j * col_stride]`.
+#[derive(Debug, Clone, Copy)]
+struct Mat<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    row_stride: usize,
+    col_stride: usize,
+}
+
+impl<'a> Mat<'a> {
+    /// A row-major matrix at the start of `data` with rows `row_stride` apart.
+    fn new(data: &'a [f32], rows: usize, cols: usize, row_stride: usize) -> Self {
+        Self { data, rows, cols, row_stride, col_stride: 1 }
+    }
+
+    /// A contiguous row-major matrix.
+    fn dense(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        Self::new(data, rows, cols, cols)
+    }
+
+    /// The transpose, as a view.
+    fn t(self) -> Self {
+        Self { rows: self.cols, cols: self.rows, row_stride: self.col_stride, col_stride: self.row_stride, ..self }
+    }
+
+    /// Whether every element lies inside `data`.
+    fn in_bounds(&self) -> bool {
+        self.rows == 0
+            || self.cols == 0
+            || (self.rows - 1) * self.row_stride + (self.cols - 1) * self.col_stride < self.data.len()
+    }
+}
+
+/// How a [`matmul`] uses the threads of the rayon pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Threads {
+    /// Split the rows of the product over the pool (one large product).
+    Pool,
+    /// Stay on the calling thread (many small products already run in parallel).
+    Single,
+}
+
+/// Below this many multiply-adds a product runs on one thread.
+const PARALLEL_GEMM_MIN: usize = 1 << 21;
+
+/// `dst = lhs · rhs` (or `dst += lhs · rhs` with `accumulate`), `dst` row-major with rows
+/// `dst_stride` apart, the product scaled by `scale`.
+///
+/// With [`Threads::Pool`] the rows are split into one block per thread, each a single-threaded GEMM:
+/// on a few cores this scales better than the GEMM's own fine-grained parallelism.
+fn matmul(
+    dst: &mut [f32],
+    dst_stride: usize,
+    lhs: Mat,
+    rhs: Mat,
+    scale: f32,
+    accumulate: bool,
+    threads: Threads,
+) -> Result<()> {
+    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
+    let dst_fits = m == 0 || n == 0 || (m - 1) * dst_stride + n <= dst.len();
+    if rhs.rows != k || !lhs.in_bounds() || !rhs.in_bounds() || !dst_fits || dst_stride < n {
+        bail!("matmul: inconsistent shapes ({m}x{k}) · ({}x{n}) into {} elements", rhs.rows, dst.len());
+    }
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    // Exactly the rows of the product, so that the blocks below cover nothing else.
+    let dst = &mut dst[..(m - 1) * dst_stride + n];
+    if k == 0 {
+        if !accumulate {
+            dst.chunks_mut(dst_stride).for_each(|row| row[..n].fill(0.0));
+        }
+        return Ok(());
+    }
+    let pool = rayon::current_num_threads();
+    if threads == Threads::Single || pool < 2 || m < 2 || m * n * k < PARALLEL_GEMM_MIN {
+        gemm_block(dst, dst_stride, lhs, rhs, scale, accumulate);
+        return Ok(());
+    }
+    let rows_per_block = m.div_ceil(pool);
+    dst.par_chunks_mut(rows_per_block * dst_stride).enumerate().for_each(|(i, block)| {
+        let first = i * rows_per_block;
+        let rows = rows_per_block.min(m - first);
+        let lhs = Mat { data: &lhs.data[first * lhs.row_stride..], rows, ..lhs };
+        gemm_block(block, dst_stride, lhs, rhs, scale, accumulate);
+    });
+    Ok(())
+}
+
+/// One single-threaded GEMM of non-empty shapes that [`matmul`] has checked.
+fn gemm_block(dst: &mut [f32], dst_stride: usize, lhs: Mat, rhs: Mat, scale: f32, accumulate: bool) {
+    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
+    debug_assert!(lhs.in_bounds() && rhs.in_bounds() && (m - 1) * dst_stride + n <= dst.len());
+    // SAFETY: `matmul` checked that both operands lie inside their slices and that `m` rows of `n`
+    // fit in `dst` at `dst_stride`; a block keeps its rows inside its own chunk. `dst` is borrowed
+    // mutably, so it cannot alias the operands.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            dst_stride as isize,
+            accumulate,
+            lhs.data.as_ptr(),
+            lhs.col_stride as isize,
+            lhs.row_stride as isize,
+            rhs.data.as_ptr(),
+            rhs.col_stride as isize,
+            rhs.row_stride as isize,
+            1.0,
+            scale,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Helpers for comparing a fused op with its composed reference.
+    use candle_core::{Device, Result, Tensor, Var};
+    use rand::{Rng as _, SeedableRng};
+
+    /// A tensor of uniform(-scale, scale) values from a fixed seed.
+    pub fn random(shape: &[usize], scale: f32, seed: u64) -> Tensor {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let n = shape.iter().product();
+        let data: Vec<f32> = (0..n).map(|_| rng.random_range(-scale..scale)).collect();
+        Tensor::from_vec(data, shape, &Device::Cpu).expect("shape matches")
+    }
+
+    pub fn var(shape: &[usize], scale: f32, seed: u64) -> Var {
+        Var::from_tensor(&random(shape, scale, seed)).expect("f32 tensor")
+    }
+
+    pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+        assert_eq!(a.dims(), b.dims(), "shapes differ");
+        let diff = (a - b).and_then(|d| d.abs()).and_then(|d| d.flatten_all()).and_then(|d| d.max(0));
+        diff.and_then(|d| d.to_scalar::<f32>()).expect("f32 tensors")
+    }
+
+    /// Asserts that two tensors agree to `tol` relative to the reference's largest magnitude.
+    pub fn assert_close(got: &Tensor, want: &Tensor, tol: f32, what: &str) {
+        let scale = want.abs().and_then(|w| w.flatten_all()).and_then(|w| w.max(0)).expect("f32");
+        let scale = scale.to_scalar::<f32>().expect("scalar").max(1.0);
+        let err = max_abs_diff(got, want);
+        assert!(err <= tol * scale, "{what}: max abs diff {err} (scale {scale})");
+    }
+
+    /// A fixed random projection of `y`, so that backward sees a non-uniform upstream gradient.
+    pub fn loss(y: &Tensor, seed: u64) -> Result<Tensor> {
+        let weights = random(y.dims(), 1.0, seed);
+        (y * weights)?.sum_all()
+    }
+}
