@@ -1,7 +1,7 @@
 //! Command-line entry points: the console by default, and headless subcommands.
+pub mod bench;
 #[cfg(feature = "fetch")]
 mod data;
-pub mod bench;
 mod encode;
 mod run;
 mod slurm;
