@@ -378,7 +378,7 @@ fn select_relative(scores: &Tensor, index: &Tensor, (h, b, t): (usize, usize, us
 
 /// DeBERTa v1 self-attention: one fused `in_proj` (no bias) whose output interleaves query, key and
 /// value per head, separate query and value biases, `pos_proj`/`pos_q_proj` for the position heads.
-struct SelfAttentionV1 {
+pub struct SelfAttentionV1 {
     in_proj: Linear,
     query_bias: Tensor,
     value_bias: Tensor,
@@ -433,7 +433,7 @@ impl SelfAttention for SelfAttentionV1 {
 }
 
 /// DeBERTa v1's relative embeddings: a `[2 * max_relative_positions, H]` table centred on distance 0.
-struct RelativeTableV1 {
+pub struct RelativeTableV1 {
     table: Tensor,
     max_relative: usize,
     cache: RelativeIndexCache,
@@ -457,13 +457,28 @@ pub(crate) fn max_relative_positions(config: &DebertaConfig) -> usize {
     }
 }
 
-/// The DeBERTa v1 encoder (`DebertaModel` without its pooler).
-pub struct Deberta {
-    embeddings: Embeddings,
-    layers: Vec<Layer<SelfAttentionV1>>,
-    relative: Option<RelativeTableV1>,
-    hidden_size: usize,
+/// A table of relative-position embeddings: the rows and indices one batch of length `seq_len` uses.
+pub(crate) trait RelativeTable: Send + Sync {
+    fn batch(&self, seq_len: usize, ctx: &Ctx) -> Result<RelativeBatch>;
 }
+
+impl RelativeTable for RelativeTableV1 {
+    fn batch(&self, seq_len: usize, ctx: &Ctx) -> Result<RelativeBatch> {
+        RelativeTableV1::batch(self, seq_len, ctx)
+    }
+}
+
+/// A DeBERTa encoder (the model without its pooler); v1 and v2/v3 differ in their self-attention `A`
+/// and their relative-position table `R`.
+pub struct DisentangledEncoder<A, R> {
+    pub(crate) embeddings: Embeddings,
+    pub(crate) layers: Vec<Layer<A>>,
+    pub(crate) relative: Option<R>,
+    pub(crate) hidden_size: usize,
+}
+
+/// The DeBERTa v1 encoder (`DebertaModel` without its pooler).
+pub type Deberta = DisentangledEncoder<SelfAttentionV1, RelativeTableV1>;
 
 impl Deberta {
     /// `vb` is rooted at the backbone (names without the `deberta.` prefix).
@@ -492,7 +507,7 @@ impl Deberta {
     }
 }
 
-impl Encoder for Deberta {
+impl<A: SelfAttention + Send + Sync, R: RelativeTable> Encoder for DisentangledEncoder<A, R> {
     fn word_embeddings(&self, input_ids: &Tensor) -> Result<Tensor> {
         self.embeddings.words(input_ids)
     }

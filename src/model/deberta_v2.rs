@@ -9,11 +9,11 @@ use candle_nn::{Linear, VarBuilder};
 
 use super::config::DebertaConfig;
 use super::deberta::{
-    max_relative_positions, run_layers, AttentionBatch, Disentangled, Embeddings, Heads, Layer, PositionHeads,
-    RelativeBatch, RelativeIndex, RelativeIndexCache, SelfAttention,
+    max_relative_positions, AttentionBatch, Disentangled, DisentangledEncoder, Embeddings, Heads, Layer, PositionHeads,
+    RelativeBatch, RelativeIndex, RelativeIndexCache, RelativeTable, SelfAttention,
 };
 use super::nn::{self, apply_linear, LayerNorm};
-use super::{Ctx, Encoder, Inputs};
+use super::Ctx;
 
 /// transformers' `make_log_bucket_position` for one distance: distances within `bucket_size / 2` keep
 /// their value, longer ones share logarithmically wider buckets up to `max_position`. Computed in f32
@@ -30,7 +30,7 @@ fn log_bucket(distance: i64, bucket_size: i64, max_position: i64) -> i64 {
 }
 
 /// The relative-embedding table and how distances address it.
-struct RelativeTableV2 {
+pub struct RelativeTableV2 {
     table: Tensor,
     layer_norm: Option<LayerNorm>,
     /// Half the table length: offsets run over `[-span, span)`.
@@ -83,7 +83,7 @@ impl RelativeTableV2 {
 }
 
 /// DeBERTa v2/v3 self-attention.
-struct SelfAttentionV2 {
+pub struct SelfAttentionV2 {
     query: Linear,
     key: Linear,
     value: Linear,
@@ -141,12 +141,7 @@ impl SelfAttention for SelfAttentionV2 {
 }
 
 /// The DeBERTa v2/v3 encoder (`DebertaV2Model` without its pooler).
-pub struct DebertaV2 {
-    embeddings: Embeddings,
-    layers: Vec<Layer<SelfAttentionV2>>,
-    relative: Option<RelativeTableV2>,
-    hidden_size: usize,
-}
+pub type DebertaV2 = DisentangledEncoder<SelfAttentionV2, RelativeTableV2>;
 
 impl DebertaV2 {
     /// `vb` is rooted at the backbone (names without the `deberta.` prefix).
@@ -173,28 +168,9 @@ impl DebertaV2 {
     }
 }
 
-impl Encoder for DebertaV2 {
-    fn word_embeddings(&self, input_ids: &Tensor) -> Result<Tensor> {
-        self.embeddings.words(input_ids)
-    }
-
-    fn layer_norm_input(&self, words: &Tensor, inputs: &Inputs) -> Result<Tensor> {
-        self.embeddings.layer_norm_input(words, inputs)
-    }
-
-    fn embedding_output(&self, ln_input: &Tensor, inputs: &Inputs, ctx: &mut Ctx) -> Result<Tensor> {
-        self.embeddings.output(ln_input, inputs, ctx)
-    }
-
-    fn encode(&self, embedded: &Tensor, inputs: &Inputs, ctx: &mut Ctx) -> Result<Tensor> {
-        let seq_len = embedded.dim(1)?;
-        let relative = self.relative.as_ref().map(|r| r.batch(seq_len, ctx)).transpose()?;
-        let batch = AttentionBatch::new(&inputs.attention_mask, embedded.dtype(), relative)?;
-        run_layers(&self.layers, embedded, &batch, ctx)
-    }
-
-    fn hidden_size(&self) -> usize {
-        self.hidden_size
+impl RelativeTable for RelativeTableV2 {
+    fn batch(&self, seq_len: usize, ctx: &Ctx) -> Result<RelativeBatch> {
+        RelativeTableV2::batch(self, seq_len, ctx)
     }
 }
 
