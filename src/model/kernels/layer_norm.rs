@@ -116,9 +116,7 @@ impl LayerNorm {
     fn forward(&self, x: &[f32], layout: &Layout, affine: Option<(&[f32], &[f32])>) -> Result<(CpuStorage, Shape)> {
         let h = layout.dims().last().copied().unwrap_or(1);
         let mut y = vec![0f32; x.len()];
-        for_rows(&mut y, h, |first, out| {
-            forward_rows(&x[first * h..first * h + out.len()], out, h, self.eps, affine)
-        });
+        for_rows(&mut y, h, |first, out| forward_rows(&x[first * h..first * h + out.len()], out, h, self.eps, affine));
         Ok((CpuStorage::F32(y), layout.shape().clone()))
     }
 
