@@ -4,7 +4,7 @@ use candle_nn::{Embedding, Linear, VarBuilder};
 
 use super::config::BertConfig;
 use super::kernels::attention::attention;
-use super::nn::{apply_linear, embedding, linear, Activation, Dropout, LayerNorm};
+use super::nn::{apply_linear, apply_linear_activation, embedding, linear, Activation, Dropout, LayerNorm};
 use super::{Ctx, Encoder, Inputs};
 
 struct Embeddings {
@@ -92,7 +92,7 @@ impl Layer {
 
     fn forward(&self, x: &Tensor, key_bias: &Tensor, ctx: &mut Ctx) -> Result<Tensor> {
         let attended = self.attention.forward(x, key_bias, ctx)?;
-        let inner = self.activation.forward(&apply_linear(&self.intermediate, &attended, ctx)?)?;
+        let inner = apply_linear_activation(&self.intermediate, self.activation, &attended, ctx)?;
         let out = apply_linear(&self.output, &inner, ctx)?;
         self.layer_norm.forward(&self.dropout.forward_add(&out, &attended, ctx)?, ctx)
     }

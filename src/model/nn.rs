@@ -130,3 +130,14 @@ pub fn apply_linear(layer: &Linear, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
     let bias = layer.bias().map(|b| ctx.param(b));
     linear_kernel::linear(x, &ctx.param(layer.weight()), bias.as_ref())
 }
+
+/// `activation(layer(x))`, the exact GELU fused into the layer (the feed-forward blocks).
+pub fn apply_linear_activation(layer: &Linear, activation: Activation, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
+    match activation {
+        Activation::Gelu => {
+            let bias = layer.bias().map(|b| ctx.param(b));
+            linear_kernel::linear_gelu(x, &ctx.param(layer.weight()), bias.as_ref())
+        }
+        other => other.forward(&apply_linear(layer, x, ctx)?),
+    }
+}
