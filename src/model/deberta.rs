@@ -109,7 +109,7 @@ impl ResidualOutput {
 
     pub(crate) fn forward(&self, x: &Tensor, residual: &Tensor, ctx: &mut Ctx) -> Result<Tensor> {
         let projected = apply_linear(&self.dense, x, ctx)?;
-        self.layer_norm.forward(&self.dropout.forward_add(&projected, residual, ctx)?, ctx)
+        self.layer_norm.forward_residual(&projected, residual, &self.dropout, ctx)
     }
 }
 

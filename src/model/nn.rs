@@ -33,6 +33,13 @@ impl LayerNorm {
     pub fn forward(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
         layer_norm::layer_norm(x, &ctx.param(&self.weight), &ctx.param(&self.bias), self.eps)
     }
+
+    /// `forward(dropout(x) + residual)` as one operation (the output blocks of a layer).
+    pub fn forward_residual(&self, x: &Tensor, residual: &Tensor, dropout: &Dropout, ctx: &mut Ctx) -> Result<Tensor> {
+        let mask = dropout.mask(x.elem_count(), ctx);
+        let (weight, bias) = (ctx.param(&self.weight), ctx.param(&self.bias));
+        layer_norm::residual_layer_norm(x, residual, &weight, &bias, self.eps, mask.as_ref())
+    }
 }
 
 /// `(x - mean) / sqrt(var + eps)` over the last dimension: a LayerNorm without affine parameters.
@@ -91,14 +98,6 @@ impl Dropout {
         match self.mask(x.elem_count(), ctx) {
             Some(mask) => dropout_kernel::dropout(x, &mask),
             None => Ok(x.clone()),
-        }
-    }
-
-    /// `dropout(x) + residual` as one operation (the residual connections).
-    pub fn forward_add(&self, x: &Tensor, residual: &Tensor, ctx: &mut Ctx) -> Result<Tensor> {
-        match self.mask(x.elem_count(), ctx) {
-            Some(mask) => dropout_kernel::dropout_add(x, residual, &mask),
-            None => x + residual,
         }
     }
 }
