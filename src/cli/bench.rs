@@ -43,7 +43,7 @@ pub struct BenchArgs {
     /// Untimed steps first (allocator and thread-pool warm-up).
     #[arg(long, default_value_t = 2)]
     warmup: usize,
-    /// CPU threads for matmuls and elementwise kernels (default: $RAYON_NUM_THREADS, or all cores).
+    /// CPU threads of the fused kernels and matmuls (default: $RAYON_NUM_THREADS, or all cores).
     #[arg(long)]
     threads: Option<usize>,
     /// cpu, cuda (`cuda:N`) or metal.
