@@ -43,7 +43,7 @@ pub struct BenchArgs {
     /// Untimed steps first (allocator and thread-pool warm-up).
     #[arg(long, default_value_t = 2)]
     warmup: usize,
-    /// CPU threads for matmuls and elementwise kernels (default: $RAYON_NUM_THREADS, or all cores).
+    /// CPU threads of the fused kernels and matmuls (default: $RAYON_NUM_THREADS, or all cores).
     #[arg(long)]
     threads: Option<usize>,
     /// cpu, cuda (`cuda:N`) or metal.
@@ -137,7 +137,8 @@ struct StepBench<'a> {
     method: Box<dyn method::Method>,
     optimizer: AdamW,
     vars: Vec<Var>,
-    /// A long nominal schedule, so that methods with a curriculum (ALUM) stay in their main phase.
+    /// Late in a long nominal schedule, so that ALUM runs its adversarial phase (its first half is
+    /// standard fine-tuning).
     progress: Progress,
 }
 
@@ -153,7 +154,7 @@ impl<'a> StepBench<'a> {
             optimizer: AdamW::new(named, AdamWConfig::default())?,
             vars,
             model,
-            progress: Progress { step: 1_000, total_steps: 10_000 },
+            progress: Progress { step: 9_000, total_steps: 10_000 },
         })
     }
 

@@ -123,3 +123,50 @@ pub fn perturbation_gradient(
         None => Ok(Some(delta.as_tensor().zeros_like()?)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{DType, Device};
+
+    use super::*;
+    use crate::cli::bench::synthetic_batch;
+    use crate::model::{Classifier, Ctx, ModelFiles, Start};
+
+    /// A frozen pass (the ascent passes) computes the same δ-gradient as a normal one, and no
+    /// parameter gradient at all.
+    #[test]
+    fn frozen_pass_gives_the_perturbation_gradient_alone() -> anyhow::Result<()> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models/bert-cls");
+        let model = Classifier::load(&ModelFiles::in_dir(&dir)?, 3, &Device::Cpu, DType::F32, 0)?;
+        let mut rng = crate::rng::stream(1, 0);
+        let batch = synthetic_batch(&mut rng, 3, 7, model.config.vocab_size(), &Device::Cpu)?;
+        let inputs = &batch.inputs;
+        let words = model.encoder.word_embeddings(&inputs.input_ids)?;
+        let base = model.encoder.layer_norm_input(&words, inputs)?.detach();
+        let delta = normal(&mut rng, base.shape(), 0.1, &Device::Cpu)?;
+
+        let run = |frozen: bool| -> Result<(Tensor, Tensor, usize)> {
+            let var = Var::from_tensor(&delta)?;
+            let mut rng = crate::rng::stream(2, 0);
+            let mut ctx = Ctx { train: true, frozen, rng: &mut rng };
+            let logits = model.logits_from(Start::LayerNormInput(&(&base + var.as_tensor())?), inputs, &mut ctx)?;
+            let grads = logits.sqr()?.sum_all()?.backward()?;
+            let data = model.varmap.data().lock().expect("varmap");
+            let encoder_grads = data
+                .iter()
+                .filter(|(name, var)| {
+                    !name.starts_with("pooler") && !name.starts_with("classifier") && grads.get(var).is_some()
+                })
+                .count();
+            Ok((logits, grads.get(&var).expect("δ gradient").clone(), encoder_grads))
+        };
+        let (logits, grad, with_grads) = run(false)?;
+        let (frozen_logits, frozen_grad, frozen_with_grads) = run(true)?;
+        assert!(with_grads > 0);
+        assert_eq!(frozen_with_grads, 0, "a frozen pass formed encoder parameter gradients");
+        let diff = |a: &Tensor, b: &Tensor| -> Result<f32> { (a - b)?.abs()?.flatten_all()?.max(0)?.to_scalar() };
+        assert!(diff(&logits, &frozen_logits)? == 0.0);
+        assert!(diff(&grad, &frozen_grad)? <= 1e-6, "δ gradients differ");
+        Ok(())
+    }
+}

@@ -4,7 +4,7 @@ use candle_nn::{Embedding, Linear, VarBuilder};
 
 use super::config::BertConfig;
 use super::kernels::attention::attention;
-use super::nn::{apply_linear, embedding, linear, Activation, Dropout, LayerNorm};
+use super::nn::{apply_linear, apply_linear_activation, embedding, linear, Activation, Dropout, LayerNorm};
 use super::{Ctx, Encoder, Inputs};
 
 struct Embeddings {
@@ -64,7 +64,7 @@ impl SelfAttention {
         let probs_mask = self.probs_dropout.mask(b * self.heads * t * t, ctx);
         let context = attention(&q, &k, &v, key_bias, self.heads, probs_mask.as_ref())?;
         let projected = apply_linear(&self.output, &context, ctx)?;
-        self.layer_norm.forward(&self.output_dropout.forward_add(&projected, x, ctx)?, ctx)
+        self.layer_norm.forward_residual(&projected, x, &self.output_dropout, ctx)
     }
 }
 
@@ -92,9 +92,9 @@ impl Layer {
 
     fn forward(&self, x: &Tensor, key_bias: &Tensor, ctx: &mut Ctx) -> Result<Tensor> {
         let attended = self.attention.forward(x, key_bias, ctx)?;
-        let inner = self.activation.forward(&apply_linear(&self.intermediate, &attended, ctx)?)?;
+        let inner = apply_linear_activation(&self.intermediate, self.activation, &attended, ctx)?;
         let out = apply_linear(&self.output, &inner, ctx)?;
-        self.layer_norm.forward(&self.dropout.forward_add(&out, &attended, ctx)?, ctx)
+        self.layer_norm.forward_residual(&out, &attended, &self.dropout, ctx)
     }
 }
 

@@ -16,7 +16,7 @@ use candle_nn::{Embedding, Linear, VarBuilder};
 
 use super::config::DebertaConfig;
 use super::kernels::linear::linear;
-use super::nn::{self, apply_linear, softmax, Activation, Dropout, LayerNorm};
+use super::nn::{self, apply_linear, apply_linear_activation, softmax, Activation, Dropout, LayerNorm};
 use super::{Ctx, Encoder, Inputs};
 
 /// The embedding module of both versions: word, position and token-type tables, `embed_proj`, then a
@@ -109,7 +109,7 @@ impl ResidualOutput {
 
     pub(crate) fn forward(&self, x: &Tensor, residual: &Tensor, ctx: &mut Ctx) -> Result<Tensor> {
         let projected = apply_linear(&self.dense, x, ctx)?;
-        self.layer_norm.forward(&self.dropout.forward_add(&projected, residual, ctx)?, ctx)
+        self.layer_norm.forward_residual(&projected, residual, &self.dropout, ctx)
     }
 }
 
@@ -143,7 +143,7 @@ impl<A: SelfAttention> Layer<A> {
     pub(crate) fn forward(&self, hidden: &Tensor, batch: &AttentionBatch, ctx: &mut Ctx) -> Result<Tensor> {
         let context = self.attention.forward(hidden, batch, ctx)?;
         let attended = self.attention_output.forward(&context, hidden, ctx)?;
-        let inner = self.activation.forward(&apply_linear(&self.intermediate, &attended, ctx)?)?;
+        let inner = apply_linear_activation(&self.intermediate, self.activation, &attended, ctx)?;
         self.output.forward(&inner, &attended, ctx)
     }
 }

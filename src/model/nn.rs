@@ -33,6 +33,13 @@ impl LayerNorm {
     pub fn forward(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
         layer_norm::layer_norm(x, &ctx.param(&self.weight), &ctx.param(&self.bias), self.eps)
     }
+
+    /// `forward(dropout(x) + residual)` as one operation (the output blocks of a layer).
+    pub fn forward_residual(&self, x: &Tensor, residual: &Tensor, dropout: &Dropout, ctx: &mut Ctx) -> Result<Tensor> {
+        let mask = dropout.mask(x.elem_count(), ctx);
+        let (weight, bias) = (ctx.param(&self.weight), ctx.param(&self.bias));
+        layer_norm::residual_layer_norm(x, residual, &weight, &bias, self.eps, mask.as_ref())
+    }
 }
 
 /// `(x - mean) / sqrt(var + eps)` over the last dimension: a LayerNorm without affine parameters.
@@ -93,14 +100,6 @@ impl Dropout {
             None => Ok(x.clone()),
         }
     }
-
-    /// `dropout(x) + residual` as one operation (the residual connections).
-    pub fn forward_add(&self, x: &Tensor, residual: &Tensor, ctx: &mut Ctx) -> Result<Tensor> {
-        match self.mask(x.elem_count(), ctx) {
-            Some(mask) => dropout_kernel::dropout_add(x, residual, &mask),
-            None => x + residual,
-        }
-    }
 }
 
 /// A linear layer `x W^T + b` loaded from the checkpoint (required: no fallback initialisation).
@@ -129,4 +128,15 @@ pub fn embedding(vocab: usize, dim: usize, vb: VarBuilder) -> Result<Embedding> 
 pub fn apply_linear(layer: &Linear, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
     let bias = layer.bias().map(|b| ctx.param(b));
     linear_kernel::linear(x, &ctx.param(layer.weight()), bias.as_ref())
+}
+
+/// `activation(layer(x))`, the exact GELU fused into the layer (the feed-forward blocks).
+pub fn apply_linear_activation(layer: &Linear, activation: Activation, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
+    match activation {
+        Activation::Gelu => {
+            let bias = layer.bias().map(|b| ctx.param(b));
+            linear_kernel::linear_gelu(x, &ctx.param(layer.weight()), bias.as_ref())
+        }
+        other => other.forward(&apply_linear(layer, x, ctx)?),
+    }
 }

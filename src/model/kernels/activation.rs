@@ -20,7 +20,7 @@ pub fn gelu_erf(x: &Tensor) -> Result<Tensor> {
 
 simd_fn! {
     /// y = x·Φ(x) elementwise.
-    fn gelu_forward(x: &[f32], y: &mut [f32]) {
+    pub(crate) fn gelu_forward(x: &[f32], y: &mut [f32]) {
         for (o, &v) in y.iter_mut().zip(x) {
             let (erf, _) = erf_with_gaussian(v * FRAC_1_SQRT_2);
             *o = 0.5 * v * (1.0 + erf);
@@ -30,7 +30,7 @@ simd_fn! {
 
 simd_fn! {
     /// dx = dy·(Φ(x) + x·φ(x)) elementwise.
-    fn gelu_backward(x: &[f32], dy: &[f32], dx: &mut [f32]) {
+    pub(crate) fn gelu_backward(x: &[f32], dy: &[f32], dx: &mut [f32]) {
         for ((o, &v), &g) in dx.iter_mut().zip(x).zip(dy) {
             let (erf, gaussian) = erf_with_gaussian(v * FRAC_1_SQRT_2);
             *o = g * (0.5 * (1.0 + erf) + v * gaussian * FRAC_1_SQRT_2PI);

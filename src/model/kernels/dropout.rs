@@ -2,10 +2,10 @@
 //!
 //! A mask keeps element i when its 16-bit draw is at least `p · 2¹⁶` (so p is honoured to 1/65536),
 //! and scales kept elements by 1/(1 − p). The op keeps the draws, not a float mask tensor, and its
-//! backward multiplies by the same mask; [`dropout_add`] also folds in the residual connection.
+//! backward multiplies by the same mask.
 use std::sync::Arc;
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use rand::Rng as _;
 
 use super::{for_rows, fused, simd_fn, slice, tensor, with_data};
@@ -79,16 +79,6 @@ pub fn dropout(x: &Tensor, mask: &DropoutMask) -> Result<Tensor> {
     }
 }
 
-/// `x · mask + residual`.
-pub fn dropout_add(x: &Tensor, residual: &Tensor, mask: &DropoutMask) -> Result<Tensor> {
-    mask.check(x)?;
-    if fused(x) && fused(residual) && x.shape() == residual.shape() {
-        x.contiguous()?.apply_op2(&residual.contiguous()?, Dropout(mask.clone()))
-    } else {
-        x.mul(&mask.tensor(x)?)? + residual
-    }
-}
-
 simd_fn! {
     fn mask_into(draws: &[u16], threshold: u16, scale: f32, x: &[f32], out: &mut [f32]) {
         for ((o, &v), &d) in out.iter_mut().zip(x).zip(draws) {
@@ -106,7 +96,8 @@ simd_fn! {
 }
 
 simd_fn! {
-    fn add_in_place(x: &mut [f32], other: &[f32]) {
+    /// `x += other`.
+    pub(crate) fn add_in_place(x: &mut [f32], other: &[f32]) {
         x.iter_mut().zip(other).for_each(|(v, &o)| *v += o);
     }
 }
@@ -139,34 +130,6 @@ impl CustomOp1 for Dropout {
     }
 }
 
-impl CustomOp2 for Dropout {
-    fn name(&self) -> &'static str {
-        "dropout-add"
-    }
-
-    fn cpu_fwd(&self, x: &CpuStorage, xl: &Layout, r: &CpuStorage, rl: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (x, residual) = (slice(x, xl, "dropout-add")?, slice(r, rl, "dropout-add")?);
-        let mut y = vec![0f32; x.len()];
-        for_rows(&mut y, 1, |start, out| {
-            self.0.apply_to(start, &x[start..], out);
-            add_in_place(out, &residual[start..]);
-        });
-        Ok((CpuStorage::F32(y), xl.shape().clone()))
-    }
-
-    fn bwd(
-        &self,
-        x: &Tensor,
-        residual: &Tensor,
-        _y: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let dx = if x.track_op() { Some(self.masked_grad(grad)?) } else { None };
-        let dr = if residual.track_op() { Some(grad.clone()) } else { None };
-        Ok((dx, dr))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use rand::SeedableRng;
@@ -188,7 +151,7 @@ mod tests {
     fn matches_the_composed_mask() -> Result<()> {
         let mut rng = Rng::seed_from_u64(1);
         for shape in [vec![3, 7], vec![5, 30_011]] {
-            let (x, r) = (var(&shape, 1.0, 2), var(&shape, 1.0, 3));
+            let x = var(&shape, 1.0, 2);
             let n = x.elem_count();
             let mask = DropoutMask::draw(&mut rng, n, 0.3);
             let factors = mask.tensor(&x)?;
@@ -197,13 +160,6 @@ mod tests {
             assert_close(&got, &want, 0.0, "dropout");
             let (g, w) = (loss(&got, 4)?.backward()?, loss(&want, 4)?.backward()?);
             assert_close(g.get(&x).expect("dx"), w.get(&x).expect("dx"), 0.0, "dropout dx");
-
-            let got = dropout_add(&x, &r, &mask)?;
-            let want = (x.mul(&factors)? + r.as_tensor())?;
-            assert_close(&got, &want, 0.0, "dropout_add");
-            let (g, w) = (loss(&got, 5)?.backward()?, loss(&want, 5)?.backward()?);
-            assert_close(g.get(&x).expect("dx"), w.get(&x).expect("dx"), 0.0, "dropout_add dx");
-            assert_close(g.get(&r).expect("dr"), w.get(&r).expect("dr"), 0.0, "dropout_add dr");
         }
         Ok(())
     }

@@ -1,9 +1,11 @@
-//! LayerNorm over the last dimension, with and without affine parameters, as one node each.
+//! LayerNorm over the last dimension, with and without affine parameters, and after a residual
+//! connection with dropout, as one node each.
 //!
 //! Backward recomputes each row's mean and inverse deviation from the input (two cheap passes)
 //! instead of saving them, and forms dγ and dβ only when those are tracked.
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, DType, Layout, Result, Shape, Tensor, D};
 
+use super::dropout::{add_in_place, dropout, DropoutMask};
 use super::math::{sum_map, sum_zip, sum_zip3};
 use super::{for_rows, for_rows_summing, fused, simd_fn, slice, tensor, with_data};
 
@@ -15,6 +17,32 @@ pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Resul
     } else {
         composed_normalize(x, eps)?.broadcast_mul(weight)?.broadcast_add(bias)
     }
+}
+
+/// `layer_norm(dropout(x) + residual)` as one node (the output blocks of a transformer layer): the
+/// sum is formed row by row, in forward and again in backward, and never stored.
+pub fn residual_layer_norm(
+    x: &Tensor,
+    residual: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    eps: f64,
+    dropout_mask: Option<&DropoutMask>,
+) -> Result<Tensor> {
+    if x.shape() != residual.shape() || dropout_mask.is_some_and(|m| m.len() != x.elem_count()) {
+        candle_core::bail!("residual layer norm: x {:?}, residual {:?}", x.dims(), residual.dims());
+    }
+    if ![x, residual, weight, bias].into_iter().all(fused) {
+        let x = match dropout_mask {
+            Some(mask) => dropout(x, mask)?,
+            None => x.clone(),
+        };
+        return layer_norm(&(x + residual)?, weight, bias, eps);
+    }
+    // Three operands at most: γ and β travel stacked as `[2, H]`.
+    let params = Tensor::stack(&[weight, bias], 0)?;
+    let op = ResidualLayerNorm { eps: eps as f32, dropout_mask: dropout_mask.cloned() };
+    x.contiguous()?.apply_op3(&residual.contiguous()?, &params, op)
 }
 
 /// `(x − mean) / √(var + eps)` over the last dimension, statistics in f32 whatever the dtype.
@@ -52,17 +80,17 @@ fn row_stats(row: &[f32], eps: f32) -> (f32, f32) {
 }
 
 simd_fn! {
-    /// Normalises each row of `width` of `x` into `out`, then applies (γ, β) when given.
-    fn forward_rows(x: &[f32], out: &mut [f32], width: usize, eps: f32, affine: Option<(&[f32], &[f32])>) {
-        for (row, out) in x.chunks_exact(width).zip(out.chunks_exact_mut(width)) {
+    /// Normalises each row of `width` in place, then applies (γ, β) when given.
+    fn normalize_rows(rows: &mut [f32], width: usize, eps: f32, affine: Option<(&[f32], &[f32])>) {
+        for row in rows.chunks_exact_mut(width) {
             let (mean, inv_std) = row_stats(row, eps);
             match affine {
                 Some((w, b)) => {
-                    for (((o, &v), &w), &b) in out.iter_mut().zip(row).zip(w).zip(b) {
-                        *o = (v - mean) * inv_std * w + b;
+                    for ((v, &w), &b) in row.iter_mut().zip(w).zip(b) {
+                        *v = (*v - mean) * inv_std * w + b;
                     }
                 }
-                None => out.iter_mut().zip(row).for_each(|(o, &v)| *o = (v - mean) * inv_std),
+                None => row.iter_mut().for_each(|v| *v = (*v - mean) * inv_std),
             }
         }
     }
@@ -115,8 +143,8 @@ simd_fn! {
 impl LayerNorm {
     fn forward(&self, x: &[f32], layout: &Layout, affine: Option<(&[f32], &[f32])>) -> Result<(CpuStorage, Shape)> {
         let h = layout.dims().last().copied().unwrap_or(1);
-        let mut y = vec![0f32; x.len()];
-        for_rows(&mut y, h, |first, out| forward_rows(&x[first * h..first * h + out.len()], out, h, self.eps, affine));
+        let mut y = x.to_vec();
+        for_rows(&mut y, h, |_, rows| normalize_rows(rows, h, self.eps, affine));
         Ok((CpuStorage::F32(y), layout.shape().clone()))
     }
 
@@ -201,6 +229,90 @@ impl CustomOp3 for LayerNorm {
     }
 }
 
+struct ResidualLayerNorm {
+    eps: f32,
+    dropout_mask: Option<DropoutMask>,
+}
+
+impl ResidualLayerNorm {
+    /// `out = x · mask + residual` for the rows starting at element `start`.
+    fn sum_into(&self, start: usize, x: &[f32], residual: &[f32], out: &mut [f32]) {
+        match &self.dropout_mask {
+            Some(mask) => mask.apply_to(start, x, out),
+            None => out.copy_from_slice(x),
+        }
+        add_in_place(out, residual);
+    }
+}
+
+impl CustomOp3 for ResidualLayerNorm {
+    fn name(&self) -> &'static str {
+        "residual-layer-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x: &CpuStorage,
+        xl: &Layout,
+        r: &CpuStorage,
+        rl: &Layout,
+        p: &CpuStorage,
+        pl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let name = self.name();
+        let (x, residual, params) = (slice(x, xl, name)?, slice(r, rl, name)?, slice(p, pl, name)?);
+        let h = params.len() / 2;
+        let (weight, bias) = params.split_at(h);
+        let mut y = vec![0f32; x.len()];
+        for_rows(&mut y, h, |first, out| {
+            let span = first * h..first * h + out.len();
+            self.sum_into(span.start, &x[span.clone()], &residual[span], out);
+            normalize_rows(out, h, self.eps, Some((weight, bias)))
+        });
+        Ok((CpuStorage::F32(y), xl.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        residual: &Tensor,
+        params: &Tensor,
+        _y: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let name = self.name();
+        let h = x.dim(D::Minus1)?;
+        let param_sums = params.track_op();
+        let weight: Vec<f32> = params.get(0)?.to_vec1()?;
+        let mut ds = vec![0f32; x.elem_count()];
+        let sums_len = if param_sums { 2 * h } else { 0 };
+        let sums = with_data(x, name, |xs| {
+            with_data(residual, name, |rs| {
+                with_data(grad, name, |dy| {
+                    Ok(for_rows_summing(&mut ds, h, sums_len, |first, ds, sums| {
+                        let span = first * h..first * h + ds.len();
+                        let mut summed = vec![0f32; ds.len()];
+                        self.sum_into(span.start, &xs[span.clone()], &rs[span.clone()], &mut summed);
+                        backward_rows(&summed, &dy[span], Some(&weight), Some(ds), sums, h, self.eps)
+                    }))
+                })
+            })
+        })?;
+        let dx = if x.track_op() {
+            let mut dx = ds.clone();
+            if let Some(mask) = &self.dropout_mask {
+                for_rows(&mut dx, 1, |start, chunk| mask.apply_in_place(start, chunk));
+            }
+            Some(tensor(dx, x.shape())?)
+        } else {
+            None
+        };
+        let dr = if residual.track_op() { Some(tensor(ds, x.shape())?) } else { None };
+        let dp = if param_sums { Some(tensor(sums, (2, h))?) } else { None };
+        Ok((dx, dr, dp))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::testing::{assert_close, loss, var};
@@ -219,6 +331,31 @@ mod tests {
             let (g, r) = (loss(&got, 7)?.backward()?, loss(&want, 7)?.backward()?);
             for (name, v) in [("x", &x), ("weight", &w), ("bias", &b)] {
                 assert_close(g.get(v).expect("grad"), r.get(v).expect("grad"), 1e-4, name);
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn residual_layer_norm_matches_the_composed_one() -> Result<()> {
+        let cases = [(vec![3, 5, 7], 1, true), (vec![2, 45, 384], 2, true), (vec![4, 9], 3, false)];
+        for (shape, seed, with_dropout) in cases {
+            let h = shape[shape.len() - 1];
+            let (x, r) = (var(&shape, 2.0, seed), var(&shape, 2.0, seed + 5));
+            let (w, b) = (var(&[h], 1.0, seed + 10), var(&[h], 1.0, seed + 20));
+            let mut rng = crate::rng::stream(seed, 0);
+            let mask = with_dropout.then(|| DropoutMask::draw(&mut rng, x.elem_count(), 0.25));
+            let got = residual_layer_norm(&x, &r, &w, &b, 1e-12, mask.as_ref())?;
+            let dropped = match &mask {
+                Some(mask) => dropout(&x, mask)?,
+                None => x.as_tensor().clone(),
+            };
+            let summed = (dropped + r.as_tensor())?;
+            let want = composed_normalize(&summed, 1e-12)?.broadcast_mul(&w)?.broadcast_add(&b)?;
+            assert_close(&got, &want, 1e-5, "forward");
+            let (g, e) = (loss(&got, 7)?.backward()?, loss(&want, 7)?.backward()?);
+            for (name, v) in [("x", &x), ("residual", &r), ("weight", &w), ("bias", &b)] {
+                assert_close(g.get(v).expect("grad"), e.get(v).expect("grad"), 1e-4, name);
             }
         }
         Ok(())

@@ -1,11 +1,24 @@
-//! A linear layer `x · Wᵀ + b` as one node: two GEMMs and a column sum in backward, each only when
-//! its operand is tracked.
+//! A linear layer `x · Wᵀ + b`, optionally followed by the erf GELU, as one node: two GEMMs and a
+//! column sum in backward, each only when its operand is tracked.
+use std::sync::OnceLock;
+
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
-use super::{fused, matmul, simd_fn, slice, sum_over_rows, tensor, with_data, Mat, Threads};
+use super::activation::{gelu_backward, gelu_erf, gelu_forward};
+use super::{for_rows, fused, matmul, simd_fn, slice, sum_over_rows, tensor, with_data, Mat, Threads};
 
 /// `x · Wᵀ + b` over the last dimension of `x` (`[.., in]`), weight `[out, in]`, bias `[out]`.
 pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    apply(x, weight, bias, false)
+}
+
+/// `gelu(x · Wᵀ + b)` (the erf GELU) as one node: the pre-activation is kept inside the op instead of
+/// being a graph node of its own, whose gradient Candle would materialise and accumulate.
+pub fn linear_gelu(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    apply(x, weight, bias, true)
+}
+
+fn apply(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, gelu: bool) -> Result<Tensor> {
     let (out_dim, in_dim) = weight.dims2()?;
     let Some(&width) = x.dims().last() else { candle_core::bail!("linear: the input is a scalar") };
     if width != in_dim || bias.is_some_and(|b| b.dims() != [out_dim]) {
@@ -15,10 +28,11 @@ pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tens
     if !(fused(x) && fused(weight) && bias.is_none_or(fused)) {
         let mut out_shape = x.dims().to_vec();
         out_shape[x.rank() - 1] = out_dim;
-        return composed(&x.reshape(((), in_dim))?, weight, bias)?.reshape(out_shape);
+        let y = composed(&x.reshape(((), in_dim))?, weight, bias)?.reshape(out_shape)?;
+        return if gelu { gelu_erf(&y) } else { Ok(y) };
     }
     // The op keeps the input's leading dimensions: reshapes would be graph nodes of their own.
-    let op = Linear { in_dim, out_dim };
+    let op = Linear { in_dim, out_dim, pre_activation: gelu.then(OnceLock::new) };
     let (x, weight) = (x.contiguous()?, weight.contiguous()?);
     match bias {
         Some(bias) => x.apply_op3(&weight, &bias.contiguous()?, op),
@@ -44,10 +58,11 @@ simd_fn! {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
 struct Linear {
     in_dim: usize,
     out_dim: usize,
+    /// With a GELU: the pre-activation `x · Wᵀ + b`, written by the forward pass for the backward pass.
+    pre_activation: Option<OnceLock<Vec<f32>>>,
 }
 
 impl Linear {
@@ -60,6 +75,12 @@ impl Linear {
         let x = Mat::dense(x, rows, self.in_dim);
         let weight_t = Mat::dense(weight, self.out_dim, self.in_dim).t();
         matmul(&mut y, self.out_dim, x, weight_t, 1.0, bias.is_some(), Threads::Pool)?;
+        if let Some(saved) = &self.pre_activation {
+            let mut activated = vec![0f32; y.len()];
+            for_rows(&mut activated, 1, |start, out| gelu_forward(&y[start..start + out.len()], out));
+            saved.set(y).map_err(|_| candle_core::Error::Msg("linear: forward ran twice".into()))?;
+            y = activated;
+        }
         let mut out_shape = x_shape.dims().to_vec();
         if let Some(last) = out_shape.last_mut() {
             *last = self.out_dim;
@@ -75,39 +96,58 @@ impl Linear {
         bias: Option<&Tensor>,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (i, o) = (self.in_dim, self.out_dim);
-        with_data(grad, "linear-backward", |dy| {
-            let rows = dy.len() / o.max(1);
-            let dy_mat = Mat::dense(dy, rows, o);
-            let dx = if x.track_op() {
-                with_data(weight, "linear-backward", |w| {
-                    let mut dx = vec![0f32; rows * i];
-                    matmul(&mut dx, i, dy_mat, Mat::dense(w, o, i), 1.0, false, Threads::Pool)?;
-                    tensor(dx, x.shape()).map(Some)
-                })?
-            } else {
-                None
-            };
-            let dw = if weight.track_op() {
-                with_data(x, "linear-backward", |x| {
-                    let mut dw = vec![0f32; o * i];
-                    matmul(&mut dw, i, dy_mat.t(), Mat::dense(x, rows, i), 1.0, false, Threads::Pool)?;
-                    tensor(dw, (o, i)).map(Some)
-                })?
-            } else {
-                None
-            };
-            let db = match bias {
-                Some(bias) if bias.track_op() => {
-                    let sums = sum_over_rows(rows, o, o, |first, count, acc| {
-                        add_rows(&dy[first * o..(first + count) * o], acc)
-                    });
-                    Some(tensor(sums, o)?)
-                }
-                _ => None,
-            };
-            Ok((dx, dw, db))
+        with_data(grad, "linear-backward", |dy| match &self.pre_activation {
+            Some(saved) => {
+                let Some(z) = saved.get() else { candle_core::bail!("linear: backward before forward") };
+                let mut dz = vec![0f32; dy.len()];
+                for_rows(&mut dz, 1, |start, out| {
+                    let span = start..start + out.len();
+                    gelu_backward(&z[span.clone()], &dy[span], out)
+                });
+                self.backward_from(x, weight, bias, &dz)
+            }
+            None => self.backward_from(x, weight, bias, dy),
         })
+    }
+
+    /// (dx, dW, db) from the gradient `dy` of the product `x · Wᵀ + b`.
+    fn backward_from(
+        &self,
+        x: &Tensor,
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+        dy: &[f32],
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (i, o) = (self.in_dim, self.out_dim);
+        let rows = dy.len() / o.max(1);
+        let dy_mat = Mat::dense(dy, rows, o);
+        let dx = if x.track_op() {
+            with_data(weight, "linear-backward", |w| {
+                let mut dx = vec![0f32; rows * i];
+                matmul(&mut dx, i, dy_mat, Mat::dense(w, o, i), 1.0, false, Threads::Pool)?;
+                tensor(dx, x.shape()).map(Some)
+            })?
+        } else {
+            None
+        };
+        let dw = if weight.track_op() {
+            with_data(x, "linear-backward", |x| {
+                let mut dw = vec![0f32; o * i];
+                matmul(&mut dw, i, dy_mat.t(), Mat::dense(x, rows, i), 1.0, false, Threads::Pool)?;
+                tensor(dw, (o, i)).map(Some)
+            })?
+        } else {
+            None
+        };
+        let db = match bias {
+            Some(bias) if bias.track_op() => {
+                let sums =
+                    sum_over_rows(rows, o, o, |first, count, acc| add_rows(&dy[first * o..(first + count) * o], acc));
+                Some(tensor(sums, o)?)
+            }
+            _ => None,
+        };
+        Ok((dx, dw, db))
     }
 }
 
@@ -188,6 +228,24 @@ mod tests {
         check(&[3, 5, 7], 11, true)?;
         check(&[13, 33], 17, false)?;
         check(&[2, 97, 384], 65, true)
+    }
+
+    #[test]
+    fn gelu_epilogue_matches_linear_then_gelu() -> Result<()> {
+        for (shape, out_dim, seed) in [(vec![3, 5, 7], 11, 1), (vec![2, 45, 384], 1536, 2)] {
+            let in_dim = shape[shape.len() - 1];
+            let x = var(&shape, 1.0, seed);
+            let w = var(&[out_dim, in_dim], 0.3, seed + 1);
+            let b = var(&[out_dim], 0.5, seed + 2);
+            let got = linear_gelu(&x, &w, Some(&b))?;
+            let want = composed(&x.reshape(((), in_dim))?, &w, Some(&b))?.gelu_erf()?.reshape(got.shape())?;
+            assert_close(&got, &want, 1e-5, "forward");
+            let (g, r) = (loss(&got, 9)?.backward()?, loss(&want, 9)?.backward()?);
+            for (name, v) in [("x", &x), ("weight", &w), ("bias", &b)] {
+                assert_close(g.get(v).expect("gradient"), r.get(v).expect("gradient"), 1e-5, name);
+            }
+        }
+        Ok(())
     }
 
     #[test]
