@@ -55,16 +55,17 @@ impl SelfAttention {
         })
     }
 
-    /// Self-attention, its output projection, dropout, the residual and the LayerNorm.
-    fn forward(&self, x: &Tensor, key_bias: &Tensor, ctx: &mut Ctx) -> Result<Tensor> {
+    /// Self-attention, its output projection, dropout, the residual and the LayerNorm, for the
+    /// positions in `queries` attending over all positions `x` (`queries` is `x`, or a prefix of it).
+    fn forward(&self, queries: &Tensor, x: &Tensor, key_bias: &Tensor, ctx: &mut Ctx) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
-        let q = apply_linear(&self.query, x, ctx)?;
+        let q = apply_linear(&self.query, queries, ctx)?;
         let k = apply_linear(&self.key, x, ctx)?;
         let v = apply_linear(&self.value, x, ctx)?;
-        let probs_mask = self.probs_dropout.mask(b * self.heads * t * t, ctx);
+        let probs_mask = self.probs_dropout.mask(b * self.heads * queries.dim(1)? * t, ctx);
         let context = attention(&q, &k, &v, key_bias, self.heads, probs_mask.as_ref())?;
         let projected = apply_linear(&self.output, &context, ctx)?;
-        self.layer_norm.forward_residual(&projected, x, &self.output_dropout, ctx)
+        self.layer_norm.forward_residual(&projected, queries, &self.output_dropout, ctx)
     }
 }
 
@@ -90,8 +91,9 @@ impl Layer {
         })
     }
 
-    fn forward(&self, x: &Tensor, key_bias: &Tensor, ctx: &mut Ctx) -> Result<Tensor> {
-        let attended = self.attention.forward(x, key_bias, ctx)?;
+    /// The layer's output at the positions in `queries` (`x` itself, or a prefix of it).
+    fn forward(&self, queries: &Tensor, x: &Tensor, key_bias: &Tensor, ctx: &mut Ctx) -> Result<Tensor> {
+        let attended = self.attention.forward(queries, x, key_bias, ctx)?;
         let inner = apply_linear_activation(&self.intermediate, self.activation, &attended, ctx)?;
         let out = apply_linear(&self.output, &inner, ctx)?;
         self.layer_norm.forward_residual(&out, &attended, &self.dropout, ctx)
@@ -149,7 +151,17 @@ impl Encoder for Bert {
 
     fn encode(&self, embedded: &Tensor, inputs: &Inputs, ctx: &mut Ctx) -> Result<Tensor> {
         let key_bias = additive_key_mask(&inputs.attention_mask, embedded.dtype())?;
-        self.layers.iter().try_fold(embedded.clone(), |x, layer| layer.forward(&x, &key_bias, ctx))
+        self.layers.iter().try_fold(embedded.clone(), |x, layer| layer.forward(&x, &x, &key_bias, ctx))
+    }
+
+    /// The last layer computes the first token's output alone: its attention reads every position,
+    /// but its output projection and feed-forward block (three quarters of a layer's work) run on one
+    /// row per example.
+    fn encode_first_token(&self, embedded: &Tensor, inputs: &Inputs, ctx: &mut Ctx) -> Result<Tensor> {
+        let key_bias = additive_key_mask(&inputs.attention_mask, embedded.dtype())?;
+        let Some((last, earlier)) = self.layers.split_last() else { return embedded.narrow(1, 0, 1) };
+        let hidden = earlier.iter().try_fold(embedded.clone(), |x, layer| layer.forward(&x, &x, &key_bias, ctx))?;
+        last.forward(&hidden.narrow(1, 0, 1)?.contiguous()?, &hidden, &key_bias, ctx)
     }
 
     fn hidden_size(&self) -> usize {

@@ -91,6 +91,12 @@ pub trait Encoder: Send + Sync {
     /// Runs the transformer layers on an embedding output; returns the last hidden state `[B, T, H]`.
     fn encode(&self, embedded: &Tensor, inputs: &Inputs, ctx: &mut Ctx) -> Result<Tensor>;
 
+    /// The last hidden state of the first token alone, `[B, 1, H]`: all that a sequence-classification
+    /// head reads, so an encoder may skip the other positions' work in its last layer.
+    fn encode_first_token(&self, embedded: &Tensor, inputs: &Inputs, ctx: &mut Ctx) -> Result<Tensor> {
+        self.encode(embedded, inputs, ctx)?.narrow(1, 0, 1)
+    }
+
     /// The hidden size `H`.
     fn hidden_size(&self) -> usize;
 
@@ -208,7 +214,7 @@ impl Classifier {
                 enc.embedding_output(&enc.layer_norm_input(&words, inputs)?, inputs, ctx)?
             }
         };
-        self.head.forward(&enc.encode(&embedded, inputs, ctx)?, ctx)
+        self.head.forward(&enc.encode_first_token(&embedded, inputs, ctx)?, ctx)
     }
 
     pub fn logits(&self, inputs: &Inputs, ctx: &mut Ctx) -> Result<Tensor> {

@@ -1,5 +1,6 @@
 //! Scaled dot-product attention with an additive key mask and dropout on the probabilities, as one
-//! node over heads laid out side by side (`[B, T, heads · d]`, the projections' own layout).
+//! node over heads laid out side by side (`[B, T, heads · d]`, the projections' own layout). The
+//! queries may be fewer than the keys (only the first token's output of a classifier's last layer).
 //!
 //! Per example and head: S = Q·Kᵀ/√d + mask, P = softmax(S), C = dropout(P)·V. The heads are read and
 //! written in place through strided GEMMs, so there are no transposes or copies to split and merge
@@ -14,9 +15,10 @@ use super::dropout::{dropout, DropoutMask};
 use super::softmax::{softmax, softmax_backward_rows, softmax_rows};
 use super::{fused, matmul, slice, tensor, with_data, Mat, Threads};
 
-/// The attention of `heads` heads: `query`, `key` and `value` are `[B, T, heads · d]`, `key_bias`
-/// holds one additive term per key (`[B, 1, 1, T]` or `[B, T]`: 0, or a large negative value for
-/// padding), `dropout` masks the probabilities `[B, heads, T, T]`. Returns the context `[B, T, heads · d]`.
+/// The attention of `heads` heads: `query` is `[B, Tq, heads · d]`, `key` and `value` are
+/// `[B, Tk, heads · d]` (Tq < Tk when only some positions' outputs are needed), `key_bias` holds one
+/// additive term per key (`[B, 1, 1, Tk]` or `[B, Tk]`: 0, or a large negative value for padding),
+/// `dropout` masks the probabilities `[B, heads, Tq, Tk]`. Returns the context `[B, Tq, heads · d]`.
 pub fn attention(
     query: &Tensor,
     key: &Tensor,
@@ -25,21 +27,25 @@ pub fn attention(
     heads: usize,
     dropout: Option<&DropoutMask>,
 ) -> Result<Tensor> {
-    let (batch, seq, hidden) = query.dims3()?;
-    if heads == 0 || hidden % heads != 0 || key.dims() != query.dims() || value.dims() != query.dims() {
+    let (batch, q_len, hidden) = query.dims3()?;
+    let kv_len = key.dim(1)?;
+    let consistent = heads > 0
+        && hidden % heads == 0
+        && key.dims() == [batch, kv_len, hidden]
+        && value.dims() == key.dims()
+        && key_bias.elem_count() == batch * kv_len;
+    if !consistent {
         candle_core::bail!(
-            "attention: {heads} heads over q {:?}, k {:?}, v {:?}",
+            "attention: {heads} heads over q {:?}, k {:?}, v {:?}, key mask {:?}",
             query.dims(),
             key.dims(),
-            value.dims()
+            value.dims(),
+            key_bias.dims()
         );
     }
-    if key_bias.elem_count() != batch * seq {
-        candle_core::bail!("attention: a key mask of {:?} for batch {batch}, length {seq}", key_bias.dims());
-    }
     if let Some(mask) = dropout {
-        if mask.len() != batch * heads * seq * seq {
-            candle_core::bail!("attention: a dropout mask of {} for {batch}x{heads}x{seq}x{seq}", mask.len());
+        if mask.len() != batch * heads * q_len * kv_len {
+            candle_core::bail!("attention: a dropout mask of {} for {batch}x{heads}x{q_len}x{kv_len}", mask.len());
         }
     }
     if ![query, key, value, key_bias].into_iter().all(fused) {
@@ -47,7 +53,8 @@ pub fn attention(
     }
     let op = Attention {
         batch,
-        seq,
+        q_len,
+        kv_len,
         heads,
         head_dim: hidden / heads,
         key_bias: key_bias.flatten_all()?.to_vec1()?,
@@ -66,28 +73,30 @@ pub fn composed(
     heads: usize,
     dropout_mask: Option<&DropoutMask>,
 ) -> Result<Tensor> {
-    let (b, t, hidden) = query.dims3()?;
+    let (b, q_len, hidden) = query.dims3()?;
     let head_dim = hidden / heads;
-    let split = |x: &Tensor| x.reshape((b, t, heads, head_dim))?.transpose(1, 2)?.contiguous();
+    let split = |x: &Tensor| x.reshape((b, x.dim(1)?, heads, head_dim))?.transpose(1, 2)?.contiguous();
     let (q, k, v) = (split(query)?, split(key)?, split(value)?);
-    let scores = (q.matmul(&k.t()?)? / (head_dim as f64).sqrt())?.broadcast_add(&key_bias.reshape((b, 1, 1, t))?)?;
+    let key_bias = key_bias.reshape((b, 1, 1, key.dim(1)?))?;
+    let scores = (q.matmul(&k.t()?)? / (head_dim as f64).sqrt())?.broadcast_add(&key_bias)?;
     let probs = softmax(&scores)?;
     let probs = match dropout_mask {
         Some(mask) => dropout(&probs, mask)?,
         None => probs,
     };
-    probs.matmul(&v)?.transpose(1, 2)?.reshape((b, t, hidden))
+    probs.matmul(&v)?.transpose(1, 2)?.reshape((b, q_len, hidden))
 }
 
 struct Attention {
     batch: usize,
-    seq: usize,
+    q_len: usize,
+    kv_len: usize,
     heads: usize,
     head_dim: usize,
-    /// `[B · T]` additive key terms.
+    /// `[B · Tk]` additive key terms.
     key_bias: Vec<f32>,
     dropout: Option<DropoutMask>,
-    /// P, `[B, heads, T, T]`, written by the forward pass for the backward pass.
+    /// P, `[B, heads, Tq, Tk]`, written by the forward pass for the backward pass.
     probs: OnceLock<Vec<f32>>,
 }
 
@@ -100,9 +109,10 @@ impl Attention {
         1.0 / (self.head_dim as f32).sqrt()
     }
 
-    /// The `T × d` matrix of one head in an example's rows `[T, heads · d]`.
+    /// The `rows × d` matrix of one head in an example's rows `[rows, heads · d]`.
     fn head_mat<'a>(&self, rows: &'a [f32], head: usize) -> Mat<'a> {
-        Mat::new(&rows[head * self.head_dim..], self.seq, self.head_dim, self.hidden())
+        let hidden = self.hidden();
+        Mat::new(&rows[head * self.head_dim..], rows.len() / hidden, self.head_dim, hidden)
     }
 
     /// P̃ = dropout(P) for the probabilities of (example, head) `index`, into `out`.
@@ -116,30 +126,34 @@ impl Attention {
         }
     }
 
+    /// The rows of example `b` in a query-side and a key-side buffer.
+    fn example<'a>(&self, b: usize, queries: &'a [f32], keys: &'a [f32]) -> (&'a [f32], &'a [f32]) {
+        let (q_rows, kv_rows) = (self.q_len * self.hidden(), self.kv_len * self.hidden());
+        (&queries[b * q_rows..(b + 1) * q_rows], &keys[b * kv_rows..(b + 1) * kv_rows])
+    }
+
     fn forward(&self, q: &[f32], k: &[f32], v: &[f32]) -> Result<Vec<f32>> {
-        let (t, h, tt) = (self.seq, self.hidden(), self.seq * self.seq);
-        let mut context = vec![0f32; self.batch * t * h];
-        let mut probs = vec![0f32; self.batch * self.heads * tt];
-        let example = t * h;
+        let (tq, tk, h) = (self.q_len, self.kv_len, self.hidden());
+        let scores = tq * tk;
+        let mut context = vec![0f32; self.batch * tq * h];
+        let mut probs = vec![0f32; self.batch * self.heads * scores];
         let per_example = |b: usize, (context, probs): (&mut [f32], &mut [f32])| -> Result<()> {
-            let rows = b * example..(b + 1) * example;
-            let (q, k, v) = (&q[rows.clone()], &k[rows.clone()], &v[rows]);
-            let key_bias = &self.key_bias[b * t..(b + 1) * t];
-            let mut scratch = vec![0f32; if self.dropout.is_some() { tt } else { 0 }];
-            for (head, p) in probs.chunks_exact_mut(tt).enumerate() {
+            let ((q, k), (_, v)) = (self.example(b, q, k), self.example(b, q, v));
+            let key_bias = &self.key_bias[b * tk..(b + 1) * tk];
+            let mut scratch = vec![0f32; if self.dropout.is_some() { scores } else { 0 }];
+            for (head, p) in probs.chunks_exact_mut(scores).enumerate() {
                 let (qh, kh) = (self.head_mat(q, head), self.head_mat(k, head));
-                matmul(p, t, qh, kh.t(), self.scale(), false, Threads::Single)?;
-                softmax_rows(p, t, Some(key_bias));
+                matmul(p, tk, qh, kh.t(), self.scale(), false, Threads::Single)?;
+                softmax_rows(p, tk, Some(key_bias));
                 let p = self.dropped(p, b * self.heads + head, &mut scratch);
-                let vh = self.head_mat(v, head);
                 let out = &mut context[head * self.head_dim..];
-                matmul(out, h, Mat::dense(p, t, t), vh, 1.0, false, Threads::Single)?;
+                matmul(out, h, Mat::dense(p, tq, tk), self.head_mat(v, head), 1.0, false, Threads::Single)?;
             }
             Ok(())
         };
         context
-            .par_chunks_mut(example)
-            .zip(probs.par_chunks_mut(self.heads * tt))
+            .par_chunks_mut(tq * h)
+            .zip(probs.par_chunks_mut(self.heads * scores))
             .enumerate()
             .try_for_each(|(b, chunks)| per_example(b, chunks))?;
         self.probs.set(probs).map_err(|_| candle_core::Error::Msg("attention: forward ran twice".into()))?;
@@ -149,40 +163,39 @@ impl Attention {
     /// (dQ, dK, dV) from the upstream gradient dC.
     fn backward(&self, q: &[f32], k: &[f32], v: &[f32], dc: &[f32]) -> Result<[Vec<f32>; 3]> {
         let Some(probs) = self.probs.get() else { candle_core::bail!("attention: backward before forward") };
-        let (t, h, tt) = (self.seq, self.hidden(), self.seq * self.seq);
-        let example = t * h;
-        let mut grads = [(); 3].map(|_| vec![0f32; self.batch * example]);
-        let [dq, dk, dv] = &mut grads;
+        let (tq, tk, h) = (self.q_len, self.kv_len, self.hidden());
+        let scores = tq * tk;
+        let mut dq = vec![0f32; self.batch * tq * h];
+        let (mut dk, mut dv) = (vec![0f32; self.batch * tk * h], vec![0f32; self.batch * tk * h]);
         let per_example = |b: usize, ((dq, dk), dv): ((&mut [f32], &mut [f32]), &mut [f32])| -> Result<()> {
-            let rows = b * example..(b + 1) * example;
-            let (q, k, v, dc) = (&q[rows.clone()], &k[rows.clone()], &v[rows.clone()], &dc[rows]);
-            let mut scratch = vec![0f32; if self.dropout.is_some() { tt } else { 0 }];
-            let mut ds = vec![0f32; tt];
+            let ((q, k), (dc, v)) = (self.example(b, q, k), self.example(b, dc, v));
+            let mut scratch = vec![0f32; if self.dropout.is_some() { scores } else { 0 }];
+            let mut ds = vec![0f32; scores];
             for head in 0..self.heads {
                 let index = b * self.heads + head;
-                let p = &probs[index * tt..(index + 1) * tt];
+                let p = &probs[index * scores..(index + 1) * scores];
                 let offset = head * self.head_dim;
                 let (qh, kh, vh, dch) =
                     (self.head_mat(q, head), self.head_mat(k, head), self.head_mat(v, head), self.head_mat(dc, head));
-                let p_dropped = Mat::dense(self.dropped(p, index, &mut scratch), t, t);
+                let p_dropped = Mat::dense(self.dropped(p, index, &mut scratch), tq, tk);
                 matmul(&mut dv[offset..], h, p_dropped.t(), dch, 1.0, false, Threads::Single)?;
-                matmul(&mut ds, t, dch, vh.t(), 1.0, false, Threads::Single)?;
+                matmul(&mut ds, tk, dch, vh.t(), 1.0, false, Threads::Single)?;
                 if let Some(mask) = &self.dropout {
-                    mask.apply_in_place(index * tt, &mut ds);
+                    mask.apply_in_place(index * scores, &mut ds);
                 }
-                softmax_backward_rows(p, &mut ds, t);
-                let ds_mat = Mat::dense(&ds, t, t);
+                softmax_backward_rows(p, &mut ds, tk);
+                let ds_mat = Mat::dense(&ds, tq, tk);
                 matmul(&mut dq[offset..], h, ds_mat, kh, self.scale(), false, Threads::Single)?;
                 matmul(&mut dk[offset..], h, ds_mat.t(), qh, self.scale(), false, Threads::Single)?;
             }
             Ok(())
         };
-        dq.par_chunks_mut(example)
-            .zip(dk.par_chunks_mut(example))
-            .zip(dv.par_chunks_mut(example))
+        dq.par_chunks_mut(tq * h)
+            .zip(dk.par_chunks_mut(tk * h))
+            .zip(dv.par_chunks_mut(tk * h))
             .enumerate()
             .try_for_each(|(b, chunks)| per_example(b, chunks))?;
-        Ok(grads)
+        Ok([dq, dk, dv])
     }
 }
 
@@ -217,8 +230,7 @@ impl CustomOp3 for Attention {
         let [dq, dk, dv] = with_data(q, name, |qs| {
             with_data(k, name, |ks| with_data(v, name, |vs| with_data(grad, name, |dc| self.backward(qs, ks, vs, dc))))
         })?;
-        let shape = q.shape();
-        let keep = |t: &Tensor, g: Vec<f32>| if t.track_op() { tensor(g, shape).map(Some) } else { Ok(None) };
+        let keep = |t: &Tensor, g: Vec<f32>| if t.track_op() { tensor(g, t.shape()).map(Some) } else { Ok(None) };
         Ok((keep(q, dq)?, keep(k, dk)?, keep(v, dv)?))
     }
 }
@@ -238,11 +250,12 @@ mod tests {
         Tensor::from_vec(bias, (b, 1, 1, t), &Device::Cpu)
     }
 
-    fn check(b: usize, t: usize, heads: usize, d: usize, with_dropout: bool) -> Result<()> {
-        let shape = [b, t, heads * d];
-        let (q, k, v) = (var(&shape, 1.0, 1), var(&shape, 1.0, 2), var(&shape, 1.0, 3));
+    /// `tq` queries against `t` keys.
+    fn check(b: usize, tq: usize, t: usize, heads: usize, d: usize, with_dropout: bool) -> Result<()> {
+        let q = var(&[b, tq, heads * d], 1.0, 1);
+        let (k, v) = (var(&[b, t, heads * d], 1.0, 2), var(&[b, t, heads * d], 1.0, 3));
         let bias = key_bias(b, t, t / 3)?;
-        let mask = with_dropout.then(|| DropoutMask::draw(&mut Rng::seed_from_u64(4), b * heads * t * t, 0.2));
+        let mask = with_dropout.then(|| DropoutMask::draw(&mut Rng::seed_from_u64(4), b * heads * tq * t, 0.2));
         let got = attention(&q, &k, &v, &bias, heads, mask.as_ref())?;
         let want = composed(&q, &k, &v, &bias, heads, mask.as_ref())?;
         assert_close(&got, &want, 1e-5, "context");
@@ -255,9 +268,15 @@ mod tests {
 
     #[test]
     fn matches_the_composed_attention() -> Result<()> {
-        check(2, 5, 3, 4, false)?;
-        check(3, 17, 2, 7, true)?;
-        check(2, 64, 12, 32, true)
+        check(2, 5, 5, 3, 4, false)?;
+        check(3, 17, 17, 2, 7, true)?;
+        check(2, 64, 64, 12, 32, true)
+    }
+
+    #[test]
+    fn fewer_queries_than_keys() -> Result<()> {
+        check(3, 1, 9, 2, 4, true)?;
+        check(2, 4, 33, 3, 8, false)
     }
 
     #[test]
