@@ -18,11 +18,15 @@ struct Embeddings {
 impl Embeddings {
     fn load(cfg: &BertConfig, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            words: embedding(cfg.vocab_size, cfg.hidden_size, vb.pp("word_embeddings"))?,
-            positions: embedding(cfg.max_position_embeddings, cfg.hidden_size, vb.pp("position_embeddings"))?,
-            token_types: embedding(cfg.type_vocab_size, cfg.hidden_size, vb.pp("token_type_embeddings"))?,
-            layer_norm: LayerNorm::load(cfg.hidden_size, cfg.layer_norm_eps, vb.pp("LayerNorm"))?,
-            dropout: Dropout::new(cfg.hidden_dropout_prob),
+            words: embedding(cfg.common.vocab_size, cfg.common.hidden_size, vb.pp("word_embeddings"))?,
+            positions: embedding(
+                cfg.common.max_position_embeddings,
+                cfg.common.hidden_size,
+                vb.pp("position_embeddings"),
+            )?,
+            token_types: embedding(cfg.type_vocab_size, cfg.common.hidden_size, vb.pp("token_type_embeddings"))?,
+            layer_norm: LayerNorm::load(cfg.common.hidden_size, cfg.layer_norm_eps, vb.pp("LayerNorm"))?,
+            dropout: Dropout::new(cfg.common.hidden_dropout_prob),
         })
     }
 }
@@ -40,7 +44,7 @@ struct SelfAttention {
 
 impl SelfAttention {
     fn load(cfg: &BertConfig, vb: VarBuilder) -> Result<Self> {
-        let h = cfg.hidden_size;
+        let h = cfg.common.hidden_size;
         let sv = vb.pp("self");
         let out = vb.pp("output");
         Ok(Self {
@@ -49,9 +53,9 @@ impl SelfAttention {
             value: linear(h, h, sv.pp("value"))?,
             output: linear(h, h, out.pp("dense"))?,
             layer_norm: LayerNorm::load(h, cfg.layer_norm_eps, out.pp("LayerNorm"))?,
-            probs_dropout: Dropout::new(cfg.attention_probs_dropout_prob),
-            output_dropout: Dropout::new(cfg.hidden_dropout_prob),
-            heads: cfg.num_attention_heads,
+            probs_dropout: Dropout::new(cfg.common.attention_probs_dropout_prob),
+            output_dropout: Dropout::new(cfg.common.hidden_dropout_prob),
+            heads: cfg.common.num_attention_heads,
         })
     }
 
@@ -80,14 +84,14 @@ struct Layer {
 
 impl Layer {
     fn load(cfg: &BertConfig, vb: VarBuilder) -> Result<Self> {
-        let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
+        let (h, i) = (cfg.common.hidden_size, cfg.common.intermediate_size);
         Ok(Self {
             attention: SelfAttention::load(cfg, vb.pp("attention"))?,
             intermediate: linear(h, i, vb.pp("intermediate").pp("dense"))?,
-            activation: cfg.hidden_act,
+            activation: cfg.common.hidden_act,
             output: linear(i, h, vb.pp("output").pp("dense"))?,
             layer_norm: LayerNorm::load(h, cfg.layer_norm_eps, vb.pp("output").pp("LayerNorm"))?,
-            dropout: Dropout::new(cfg.hidden_dropout_prob),
+            dropout: Dropout::new(cfg.common.hidden_dropout_prob),
         })
     }
 
@@ -112,10 +116,14 @@ impl Bert {
         if let Some(kind) = cfg.position_embedding_type.as_deref().filter(|k| *k != "absolute") {
             candle_core::bail!("position_embedding_type `{kind}` is not supported (only `absolute`)");
         }
-        let layers = (0..cfg.num_hidden_layers)
+        let layers = (0..cfg.common.num_hidden_layers)
             .map(|i| Layer::load(cfg, vb.pp("encoder").pp("layer").pp(i)))
             .collect::<Result<_>>()?;
-        Ok(Self { embeddings: Embeddings::load(cfg, vb.pp("embeddings"))?, layers, hidden_size: cfg.hidden_size })
+        Ok(Self {
+            embeddings: Embeddings::load(cfg, vb.pp("embeddings"))?,
+            layers,
+            hidden_size: cfg.common.hidden_size,
+        })
     }
 }
 

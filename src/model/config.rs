@@ -38,13 +38,17 @@ impl ModelConfig {
         Ok(config)
     }
 
+    /// The keys every family has.
+    pub fn common(&self) -> &TransformerConfig {
+        match self {
+            Self::Bert(c) => &c.common,
+            Self::Deberta(c) | Self::DebertaV2(c) => &c.common,
+        }
+    }
+
     fn validate(&self) -> anyhow::Result<()> {
-        let (hidden, heads, layers, vocab) = match self {
-            Self::Bert(c) => (c.hidden_size, c.num_attention_heads, c.num_hidden_layers, c.vocab_size),
-            Self::Deberta(c) | Self::DebertaV2(c) => {
-                (c.hidden_size, c.num_attention_heads, c.num_hidden_layers, c.vocab_size)
-            }
-        };
+        let c = self.common();
+        let (hidden, heads, layers, vocab) = (c.hidden_size, c.num_attention_heads, c.num_hidden_layers, c.vocab_size);
         if heads == 0 || hidden % heads != 0 {
             bail!("hidden_size {hidden} is not a multiple of num_attention_heads {heads}");
         }
@@ -55,10 +59,7 @@ impl ModelConfig {
     }
 
     pub fn vocab_size(&self) -> usize {
-        match self {
-            Self::Bert(c) => c.vocab_size,
-            Self::Deberta(c) | Self::DebertaV2(c) => c.vocab_size,
-        }
+        self.common().vocab_size
     }
 
     pub fn family(&self) -> &'static str {
@@ -98,8 +99,9 @@ fn default_true() -> bool {
     true
 }
 
+/// The keys and defaults that BERT and DeBERTa configs share.
 #[derive(Debug, Clone, Deserialize)]
-pub struct BertConfig {
+pub struct TransformerConfig {
     pub vocab_size: usize,
     pub hidden_size: usize,
     pub num_hidden_layers: usize,
@@ -113,14 +115,20 @@ pub struct BertConfig {
     pub attention_probs_dropout_prob: f64,
     #[serde(default = "default_max_positions")]
     pub max_position_embeddings: usize,
-    #[serde(default = "default_type_vocab")]
-    pub type_vocab_size: usize,
     #[serde(default = "default_init_range")]
     pub initializer_range: f64,
-    #[serde(default = "default_ln_eps")]
-    pub layer_norm_eps: f64,
     #[serde(default)]
     pub pad_token_id: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct BertConfig {
+    #[serde(flatten)]
+    pub common: TransformerConfig,
+    #[serde(default = "default_type_vocab")]
+    pub type_vocab_size: usize,
+    #[serde(default = "default_ln_eps")]
+    pub layer_norm_eps: f64,
     /// transformers' `classifier_dropout`; `hidden_dropout_prob` when absent.
     #[serde(default)]
     pub classifier_dropout: Option<f64>,
@@ -131,23 +139,10 @@ pub struct BertConfig {
 /// The config of DeBERTa v1 and v2/v3; keys one version lacks take transformers' defaults.
 #[derive(Debug, Clone, Deserialize)]
 pub struct DebertaConfig {
-    pub vocab_size: usize,
-    pub hidden_size: usize,
-    pub num_hidden_layers: usize,
-    pub num_attention_heads: usize,
-    pub intermediate_size: usize,
-    #[serde(default = "default_gelu")]
-    pub hidden_act: Activation,
-    #[serde(default = "default_dropout")]
-    pub hidden_dropout_prob: f64,
-    #[serde(default = "default_dropout")]
-    pub attention_probs_dropout_prob: f64,
-    #[serde(default = "default_max_positions")]
-    pub max_position_embeddings: usize,
+    #[serde(flatten)]
+    pub common: TransformerConfig,
     #[serde(default)]
     pub type_vocab_size: usize,
-    #[serde(default = "default_init_range")]
-    pub initializer_range: f64,
     #[serde(default = "default_deberta_ln_eps")]
     pub layer_norm_eps: f64,
     #[serde(default)]
@@ -155,8 +150,6 @@ pub struct DebertaConfig {
     /// -1 (or absent) means `max_position_embeddings`.
     #[serde(default = "default_minus_one")]
     pub max_relative_positions: i64,
-    #[serde(default)]
-    pub pad_token_id: usize,
     #[serde(default = "default_true")]
     pub position_biased_input: bool,
     /// Which disentangled terms are used: `c2p`, `p2c` (and `p2p`, ignored as in transformers).
@@ -186,7 +179,7 @@ pub struct DebertaConfig {
 
 impl DebertaConfig {
     pub fn embedding_size(&self) -> usize {
-        self.embedding_size.unwrap_or(self.hidden_size)
+        self.embedding_size.unwrap_or(self.common.hidden_size)
     }
 
     pub fn has_att_type(&self, kind: &str) -> bool {

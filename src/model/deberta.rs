@@ -35,7 +35,7 @@ impl Embeddings {
     pub(crate) fn load(config: &DebertaConfig, vb: VarBuilder) -> Result<Self> {
         let width = config.embedding_size();
         let positions = if config.position_biased_input {
-            Some(nn::embedding(config.max_position_embeddings, width, vb.pp("position_embeddings"))?)
+            Some(nn::embedding(config.common.max_position_embeddings, width, vb.pp("position_embeddings"))?)
         } else {
             None
         };
@@ -44,20 +44,20 @@ impl Embeddings {
         } else {
             None
         };
-        let projection = if width != config.hidden_size {
-            let weight = vb.pp("embed_proj").get((config.hidden_size, width), "weight")?;
+        let projection = if width != config.common.hidden_size {
+            let weight = vb.pp("embed_proj").get((config.common.hidden_size, width), "weight")?;
             Some(Linear::new(weight, None))
         } else {
             None
         };
         Ok(Self {
-            words: nn::embedding(config.vocab_size, width, vb.pp("word_embeddings"))?,
+            words: nn::embedding(config.common.vocab_size, width, vb.pp("word_embeddings"))?,
             positions,
             token_types,
             projection,
-            layer_norm: LayerNorm::load(config.hidden_size, config.layer_norm_eps, vb.pp("LayerNorm"))?,
-            dropout: Dropout::new(config.hidden_dropout_prob),
-            max_positions: config.max_position_embeddings,
+            layer_norm: LayerNorm::load(config.common.hidden_size, config.layer_norm_eps, vb.pp("LayerNorm"))?,
+            dropout: Dropout::new(config.common.hidden_dropout_prob),
+            max_positions: config.common.max_position_embeddings,
         })
     }
 
@@ -101,9 +101,9 @@ pub(crate) struct ResidualOutput {
 impl ResidualOutput {
     pub(crate) fn load(in_dim: usize, config: &DebertaConfig, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            dense: nn::linear(in_dim, config.hidden_size, vb.pp("dense"))?,
-            layer_norm: LayerNorm::load(config.hidden_size, config.layer_norm_eps, vb.pp("LayerNorm"))?,
-            dropout: Dropout::new(config.hidden_dropout_prob),
+            dense: nn::linear(in_dim, config.common.hidden_size, vb.pp("dense"))?,
+            layer_norm: LayerNorm::load(config.common.hidden_size, config.layer_norm_eps, vb.pp("LayerNorm"))?,
+            dropout: Dropout::new(config.common.hidden_dropout_prob),
         })
     }
 
@@ -130,12 +130,12 @@ pub(crate) struct Layer<A> {
 impl<A: SelfAttention> Layer<A> {
     /// `vb` is rooted at `encoder.layer.<i>`.
     pub(crate) fn load(attention: A, config: &DebertaConfig, vb: VarBuilder) -> Result<Self> {
-        let (hidden, inner) = (config.hidden_size, config.intermediate_size);
+        let (hidden, inner) = (config.common.hidden_size, config.common.intermediate_size);
         Ok(Self {
             attention,
             attention_output: ResidualOutput::load(hidden, config, vb.pp("attention.output"))?,
             intermediate: nn::linear(hidden, inner, vb.pp("intermediate.dense"))?,
-            activation: config.hidden_act,
+            activation: config.common.hidden_act,
             output: ResidualOutput::load(inner, config, vb.pp("output"))?,
         })
     }
@@ -298,13 +298,13 @@ pub(crate) struct Disentangled {
 impl Disentangled {
     /// `scale_factor` is 1 plus the number of relative terms (the versions count them differently).
     pub(crate) fn new(config: &DebertaConfig, scale_factor: usize) -> Self {
-        let head_dim = config.hidden_size / config.num_attention_heads;
+        let head_dim = config.common.hidden_size / config.common.num_attention_heads;
         Self {
-            heads: config.num_attention_heads,
+            heads: config.common.num_attention_heads,
             head_dim,
             scale: ((head_dim * scale_factor) as f64).sqrt(),
-            probs_dropout: Dropout::new(config.attention_probs_dropout_prob),
-            position_dropout: Dropout::new(config.hidden_dropout_prob),
+            probs_dropout: Dropout::new(config.common.attention_probs_dropout_prob),
+            position_dropout: Dropout::new(config.common.hidden_dropout_prob),
         }
     }
 
@@ -390,7 +390,7 @@ pub struct SelfAttentionV1 {
 impl SelfAttentionV1 {
     /// `vb` is rooted at `encoder.layer.<i>.attention.self`.
     fn load(config: &DebertaConfig, vb: VarBuilder) -> Result<Self> {
-        let hidden = config.hidden_size;
+        let hidden = config.common.hidden_size;
         let relative = |kind: &str| config.relative_attention && config.has_att_type(kind);
         let position_key = if relative("c2p") {
             Some(Linear::new(vb.pp("pos_proj").get((hidden, hidden), "weight")?, None))
@@ -451,7 +451,7 @@ impl RelativeTableV1 {
 /// `max_relative_positions` with transformers' fallback: below 1 means `max_position_embeddings`.
 pub(crate) fn max_relative_positions(config: &DebertaConfig) -> usize {
     if config.max_relative_positions < 1 {
-        config.max_position_embeddings
+        config.common.max_position_embeddings
     } else {
         config.max_relative_positions as usize
     }
@@ -484,7 +484,7 @@ impl Deberta {
     /// `vb` is rooted at the backbone (names without the `deberta.` prefix).
     pub fn load(config: &DebertaConfig, vb: VarBuilder) -> Result<Self> {
         let layers_vb = vb.pp("encoder.layer");
-        let layers = (0..config.num_hidden_layers)
+        let layers = (0..config.common.num_hidden_layers)
             .map(|i| {
                 let vb = layers_vb.pp(i);
                 let attention = SelfAttentionV1::load(config, vb.pp("attention.self"))?;
@@ -493,7 +493,7 @@ impl Deberta {
             .collect::<Result<_>>()?;
         let relative = if config.relative_attention {
             let max_relative = max_relative_positions(config);
-            let table = vb.get((2 * max_relative, config.hidden_size), "encoder.rel_embeddings.weight")?;
+            let table = vb.get((2 * max_relative, config.common.hidden_size), "encoder.rel_embeddings.weight")?;
             Some(RelativeTableV1 { table, max_relative, cache: RelativeIndexCache::default() })
         } else {
             None
@@ -502,7 +502,7 @@ impl Deberta {
             embeddings: Embeddings::load(config, vb.pp("embeddings"))?,
             layers,
             relative,
-            hidden_size: config.hidden_size,
+            hidden_size: config.common.hidden_size,
         })
     }
 }

@@ -49,13 +49,13 @@ impl RelativeTableV2 {
         } else {
             (max_relative, None)
         };
-        let table = vb.get((2 * span, config.hidden_size), "rel_embeddings.weight")?;
+        let table = vb.get((2 * span, config.common.hidden_size), "rel_embeddings.weight")?;
         let normalises = config
             .norm_rel_ebd
             .as_deref()
             .is_some_and(|kinds| kinds.split('|').any(|k| k.trim().eq_ignore_ascii_case("layer_norm")));
         let layer_norm = if normalises {
-            Some(LayerNorm::load(config.hidden_size, config.layer_norm_eps, vb.pp("LayerNorm"))?)
+            Some(LayerNorm::load(config.common.hidden_size, config.layer_norm_eps, vb.pp("LayerNorm"))?)
         } else {
             None
         };
@@ -97,7 +97,7 @@ pub struct SelfAttentionV2 {
 impl SelfAttentionV2 {
     /// `vb` is rooted at `encoder.layer.<i>.attention.self`.
     fn load(config: &DebertaConfig, vb: VarBuilder) -> Result<Self> {
-        let hidden = config.hidden_size;
+        let hidden = config.common.hidden_size;
         let query = nn::linear(hidden, hidden, vb.pp("query_proj"))?;
         let key = nn::linear(hidden, hidden, vb.pp("key_proj"))?;
         let relative = |kind: &str| config.relative_attention && config.has_att_type(kind);
@@ -150,7 +150,7 @@ impl DebertaV2 {
             bail!("conv_kernel_size > 0 is not supported (the convolution of deberta-v2-xlarge/xxlarge)");
         }
         let layers_vb = vb.pp("encoder.layer");
-        let layers = (0..config.num_hidden_layers)
+        let layers = (0..config.common.num_hidden_layers)
             .map(|i| {
                 let vb = layers_vb.pp(i);
                 let attention = SelfAttentionV2::load(config, vb.pp("attention.self"))?;
@@ -163,7 +163,7 @@ impl DebertaV2 {
             embeddings: Embeddings::load(config, vb.pp("embeddings"))?,
             layers,
             relative,
-            hidden_size: config.hidden_size,
+            hidden_size: config.common.hidden_size,
         })
     }
 }

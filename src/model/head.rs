@@ -24,25 +24,25 @@ pub struct ClassificationHead {
 
 impl ClassificationHead {
     pub fn load_bert(cfg: &BertConfig, num_labels: usize, vb: VarBuilder) -> Result<Self> {
-        let h = cfg.hidden_size;
-        let std = cfg.initializer_range;
+        let h = cfg.common.hidden_size;
+        let std = cfg.common.initializer_range;
         Ok(Self {
             pooler_dropout: Dropout::new(0.0),
             pooler: linear_init(h, h, std, vb.pp("pooler").pp("dense"))?,
             activation: Activation::Tanh,
-            dropout: Dropout::new(cfg.classifier_dropout.unwrap_or(cfg.hidden_dropout_prob)),
+            dropout: Dropout::new(cfg.classifier_dropout.unwrap_or(cfg.common.hidden_dropout_prob)),
             classifier: linear_init(h, num_labels, std, vb.pp("classifier"))?,
         })
     }
 
     pub fn load_deberta(cfg: &DebertaConfig, num_labels: usize, vb: VarBuilder) -> Result<Self> {
-        let pooled = cfg.pooler_hidden_size.unwrap_or(cfg.hidden_size);
-        let std = cfg.initializer_range;
+        let pooled = cfg.pooler_hidden_size.unwrap_or(cfg.common.hidden_size);
+        let std = cfg.common.initializer_range;
         Ok(Self {
             pooler_dropout: Dropout::new(cfg.pooler_dropout),
-            pooler: linear_init(cfg.hidden_size, pooled, std, vb.pp("pooler").pp("dense"))?,
+            pooler: linear_init(cfg.common.hidden_size, pooled, std, vb.pp("pooler").pp("dense"))?,
             activation: cfg.pooler_hidden_act.unwrap_or(Activation::Gelu),
-            dropout: Dropout::new(cfg.cls_dropout.unwrap_or(cfg.hidden_dropout_prob)),
+            dropout: Dropout::new(cfg.cls_dropout.unwrap_or(cfg.common.hidden_dropout_prob)),
             classifier: linear_init(pooled, num_labels, std, vb.pp("classifier"))?,
         })
     }

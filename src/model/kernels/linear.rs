@@ -198,9 +198,7 @@ impl CustomOp3 for Linear {
 
 #[cfg(test)]
 mod tests {
-    use candle_core::Var;
-
-    use super::super::testing::{assert_close, loss, var};
+    use super::super::testing::{assert_close, assert_same_op, loss, var};
     use super::*;
 
     /// Forward and all three gradients against the composed layer, for `[.., in] → out`.
@@ -213,13 +211,8 @@ mod tests {
         let got = linear(&x, &w, bias)?;
         let rows = x.elem_count() / in_dim;
         let want = composed(&x.reshape((rows, in_dim))?, &w, bias)?.reshape(got.shape())?;
-        assert_close(&got, &want, 1e-5, "forward");
-        let (got_grads, want_grads) = (loss(&got, 9)?.backward()?, loss(&want, 9)?.backward()?);
-        let vars: Vec<&Var> = if with_bias { vec![&x, &w, &b] } else { vec![&x, &w] };
-        for (name, v) in ["x", "weight", "bias"].iter().zip(vars) {
-            let (g, r) = (got_grads.get(v).expect("gradient"), want_grads.get(v).expect("gradient"));
-            assert_close(g, r, 1e-5, name);
-        }
+        let inputs = [("x", &x), ("weight", &w), ("bias", &b)];
+        assert_same_op(&got, &want, &inputs[..if with_bias { 3 } else { 2 }], 1e-5, 1e-5)?;
         Ok(())
     }
 
@@ -239,11 +232,7 @@ mod tests {
             let b = var(&[out_dim], 0.5, seed + 2);
             let got = linear_gelu(&x, &w, Some(&b))?;
             let want = composed(&x.reshape(((), in_dim))?, &w, Some(&b))?.gelu_erf()?.reshape(got.shape())?;
-            assert_close(&got, &want, 1e-5, "forward");
-            let (g, r) = (loss(&got, 9)?.backward()?, loss(&want, 9)?.backward()?);
-            for (name, v) in [("x", &x), ("weight", &w), ("bias", &b)] {
-                assert_close(g.get(v).expect("gradient"), r.get(v).expect("gradient"), 1e-5, name);
-            }
+            assert_same_op(&got, &want, &[("x", &x), ("weight", &w), ("bias", &b)], 1e-5, 1e-5)?;
         }
         Ok(())
     }

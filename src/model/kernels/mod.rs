@@ -327,4 +327,16 @@ pub(crate) mod testing {
         let weights = random(y.dims(), 1.0, seed);
         (y * weights)?.sum_all()
     }
+
+    /// Asserts that a fused op agrees with its composed reference: the outputs to `tol`, and the
+    /// gradients of each named input to `grad_tol` under the same random projection of the outputs.
+    pub fn assert_same_op(got: &Tensor, want: &Tensor, inputs: &[(&str, &Var)], tol: f32, grad_tol: f32) -> Result<()> {
+        assert_close(got, want, tol, "forward");
+        let (got_grads, want_grads) = (loss(got, 7)?.backward()?, loss(want, 7)?.backward()?);
+        for (name, input) in inputs {
+            let (g, w) = (got_grads.get(input).expect("gradient"), want_grads.get(input).expect("gradient"));
+            assert_close(g, w, grad_tol, name);
+        }
+        Ok(())
+    }
 }
