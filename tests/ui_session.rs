@@ -138,6 +138,7 @@ fn pause_resume_and_checkpoint_reach_the_trainer() {
     h.press('p');
     assert_eq!(trainer.commands.try_recv(), Ok(Command::Pause));
     assert_eq!(h.app.runs[0].status, RunStatus::Running, "paused only once the trainer says so");
+    assert!(render(&h.app, 120, 40).contains("pause requested"), "the key is acknowledged at once");
     emit(&trainer, Event::Paused);
     h.pump();
     assert_eq!(h.app.runs[0].status, RunStatus::Paused);

@@ -391,7 +391,11 @@ impl App {
         };
         let command = match action {
             Action::PauseResume if run.status == RunStatus::Paused => Command::Resume,
-            Action::PauseResume => Command::Pause,
+            Action::PauseResume => {
+                // The trainer pauses between updates; an evaluation in progress finishes first.
+                run.say(Level::Info, "pause requested: after the current update or evaluation");
+                Command::Pause
+            }
             Action::Checkpoint => {
                 run.say(Level::Info, "checkpoint requested");
                 Command::Checkpoint
