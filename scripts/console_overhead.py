@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Training throughput with the console attached against the same run headless.
 
-Runs one preset (default: presets/quick.toml narrowed to one method) alternately with
-`sift-tui run` (headless) and with the console in a tmux window (`sift-tui --preset FILE`, Enter,
-`q` once the run has written results.json), each into a fresh runs directory. Every run's
-metrics.jsonl has the samples/s of each update; the script prints the mean per run and, per mode,
-the median of those means and the wall time, so that the two modes see the same machine load.
+Runs one run of a preset (default: presets/quick.toml; the `--set` overrides must narrow its sweep to
+one run) alternately with `sift-tui run` (headless) and with the console in a tmux window, each into a
+fresh runs directory. The console opens the `config.toml` that the headless run wrote (the fully
+resolved preset of that run), is launched with Enter and left with `q` once the run has written
+results.json. Every run's metrics.jsonl has the samples/s of each update; the script prints the mean
+per run and, per mode, the median of those means and the wall time, so that the two modes see the
+same machine load.
 
 Usage (from the repository root, after `cargo build --release`, with SIFT_DATA_DIR and
 SIFT_MODEL_PATH set):
@@ -21,7 +23,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import tomllib
 
 SESSION = "sift-overhead"
 
@@ -42,8 +43,14 @@ def finished(runs_dir):
     return bool(glob.glob(os.path.join(runs_dir, "*", "results.json")))
 
 
-def headless(binary, preset, runs_dir):
-    subprocess.run([binary, "run", preset, "--runs-dir", runs_dir], check=True, capture_output=True)
+def headless(binary, preset, overrides, runs_dir):
+    """Runs the preset headless; returns the config.toml of its one run."""
+    sets = [arg for override in overrides for arg in ("--set", override)]
+    subprocess.run([binary, "run", preset, *sets, "--runs-dir", runs_dir], check=True, capture_output=True)
+    configs = glob.glob(os.path.join(runs_dir, "*", "config.toml"))
+    if len(configs) != 1:
+        sys.exit(f"the overrides must narrow the sweep to one run; it had {len(configs)}")
+    return configs[0]
 
 
 def console(binary, preset, runs_dir, timeout):
@@ -63,34 +70,6 @@ def console(binary, preset, runs_dir, timeout):
     subprocess.run(["tmux", "kill-session", "-t", SESSION], capture_output=True)
 
 
-def narrowed_preset(preset, overrides, directory):
-    """The preset with `--set`-style overrides applied, written as a file the console can load."""
-    with open(preset, "rb") as file:
-        config = tomllib.load(file)
-    for override in overrides:
-        key, value = override.split("=", 1)
-        *parents, leaf = key.split(".")
-        table = config
-        for parent in parents:
-            table = table.setdefault(parent, {})
-        table[leaf] = tomllib.loads(f"v = {value}")["v"]
-    path = os.path.join(directory, "preset.toml")
-    with open(path, "w") as file:
-        file.write(to_toml(config))
-    return path
-
-
-def to_toml(config, prefix=""):
-    scalars = [(k, v) for k, v in config.items() if not isinstance(v, dict)]
-    tables = [(k, v) for k, v in config.items() if isinstance(v, dict)]
-    lines = [f"[{prefix}]"] if prefix and scalars else []
-    lines += [f"{k} = {json.dumps(v)}" for k, v in scalars]
-    text = "\n".join(lines) + "\n"
-    for key, table in tables:
-        text += to_toml(table, f"{prefix}.{key}" if prefix else key)
-    return text
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="presets/quick.toml")
@@ -102,16 +81,15 @@ def main():
 
     binary = os.path.abspath(args.sift_tui)
     work = tempfile.mkdtemp(prefix="sift-overhead-")
-    preset = narrowed_preset(args.preset, args.overrides, work)
     modes = {"headless": [], "console": []}
     for round_index in range(args.rounds):
         for mode in modes:
             runs_dir = os.path.join(work, f"{mode}-{round_index}")
             start = time.monotonic()
             if mode == "headless":
-                headless(binary, preset, runs_dir)
+                resolved = headless(binary, args.preset, args.overrides, runs_dir)
             else:
-                console(binary, preset, runs_dir, args.timeout)
+                console(binary, resolved, runs_dir, args.timeout)
             wall = time.monotonic() - start
             rates = step_rates(runs_dir)
             mean = statistics.mean(rates)
