@@ -143,8 +143,8 @@ impl RunDir {
         Ok(())
     }
 
-    /// Appends one JSON line to `metrics.jsonl`.
-    pub fn append_metrics(&self, line: &serde_json::Value) -> anyhow::Result<()> {
+    /// Appends one JSON line to `metrics.jsonl` (the trainer writes `train::events::MetricsLine`s).
+    pub fn append_metrics(&self, line: &impl serde::Serialize) -> anyhow::Result<()> {
         self.ensure_locked("writing metrics")?;
         let path = self.metrics_path();
         let mut text = serde_json::to_string(line)?;

@@ -60,6 +60,25 @@ pub struct EvalMetrics {
     pub scores: Scores,
 }
 
+/// One line of a run's `metrics.jsonl`, tagged by its `kind`: the trainer writes them, `watch` and
+/// resumption read them back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum MetricsLine {
+    Step {
+        stage_index: usize,
+        #[serde(flatten)]
+        metrics: StepMetrics,
+    },
+    Eval {
+        stage_index: usize,
+        #[serde(flatten)]
+        metrics: EvalMetrics,
+    },
+    /// A non-finite update that was not applied.
+    Skipped { stage: String, stage_index: usize, step: usize },
+}
+
 /// What a running trainer reports.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {

@@ -17,7 +17,7 @@ use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError};
 
 use super::checkpoint::{self, Best, TrainState};
 use super::evaluate::evaluate;
-use super::events::{Command, EvalMetrics, Event, Scores, StepMetrics};
+use super::events::{Command, EvalMetrics, Event, MetricsLine, Scores, StepMetrics};
 use super::optim::{self, AdamW};
 use super::prepare::{fraction_label, prepare, LabeledSet, Prepared};
 use super::schedule::LinearSchedule;
@@ -373,9 +373,8 @@ impl Trainer {
         self.state.bad_in_row += 1;
         let (step, in_row) = (self.state.step, self.state.bad_in_row);
         let limit = self.spec.preset.train.max_bad_steps;
-        self.run_dir.append_metrics(&serde_json::json!({
-            "kind": "skipped", "stage": stage.name(), "stage_index": self.state.stage_index, "step": step,
-        }))?;
+        let stage_index = self.state.stage_index;
+        self.run_dir.append_metrics(&MetricsLine::Skipped { stage: stage.name(), stage_index, step })?;
         anyhow::ensure!(
             in_row < limit,
             "{}: {in_row} non-finite updates in a row (loss or gradient NaN/inf) at update {step}; stopping \
@@ -519,10 +518,8 @@ impl Trainer {
     }
 
     fn record_step(&mut self, metrics: StepMetrics) -> anyhow::Result<()> {
-        let mut line = serde_json::to_value(&metrics)?;
-        line["kind"] = "step".into();
-        line["stage_index"] = self.state.stage_index.into();
-        self.run_dir.append_metrics(&line)?;
+        let stage_index = self.state.stage_index;
+        self.run_dir.append_metrics(&MetricsLine::Step { stage_index, metrics: metrics.clone() })?;
         // Step events may be dropped when the consumer lags; metrics.jsonl has every one.
         let _ = self.events.try_send(Event::Step(metrics));
         Ok(())
@@ -530,10 +527,8 @@ impl Trainer {
 
     fn record_eval(&mut self, stage: Stage, split: &str, scores: Scores) -> anyhow::Result<()> {
         let eval = EvalMetrics { stage: stage.name(), step: self.state.step, split: split.to_string(), scores };
-        let mut line = serde_json::to_value(&eval)?;
-        line["kind"] = "eval".into();
-        line["stage_index"] = self.state.stage_index.into();
-        self.run_dir.append_metrics(&line)?;
+        let stage_index = self.state.stage_index;
+        self.run_dir.append_metrics(&MetricsLine::Eval { stage_index, metrics: eval.clone() })?;
         self.emit(Event::Eval(eval));
         Ok(())
     }

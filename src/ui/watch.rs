@@ -11,34 +11,11 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use serde::Deserialize;
-
 use super::app::{App, Msg};
-use crate::train::events::{EvalMetrics, Event, StepMetrics};
+use crate::train::events::{Event, MetricsLine};
 
 /// A run that wrote nothing for this long and has no results is shown as idle.
 pub const QUIET_AFTER: Duration = Duration::from_secs(300);
-
-/// One line of `metrics.jsonl`, by its `kind`.
-#[derive(Debug, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-enum MetricsLine {
-    Step {
-        stage_index: usize,
-        #[serde(flatten)]
-        metrics: StepMetrics,
-    },
-    Eval {
-        stage_index: usize,
-        #[serde(flatten)]
-        metrics: EvalMetrics,
-    },
-    Skipped {
-        stage: String,
-        stage_index: usize,
-        step: usize,
-    },
-}
 
 /// The read position in one run's metrics file.
 #[derive(Debug, Default)]
