@@ -16,6 +16,7 @@ use crate::model::resolve::resolve_model;
 use crate::model::{select_device, Classifier, Ctx, Inputs, ModelFiles};
 use crate::rng::{self, Rng};
 use crate::train::optim::{self, AdamW, AdamWConfig};
+use crate::ui::procstat;
 
 /// The trainer's defaults for the update (`[train]` in a preset).
 const LEARNING_RATE: f64 = 2e-5;
@@ -103,7 +104,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         steps: args.steps,
         samples_per_sec: (args.batch * args.steps) as f64 / seconds,
         step_ms: 1e3 * seconds / args.steps as f64,
-        peak_rss_mb: peak_rss_mb(),
+        peak_rss_mb: procstat::peak_resident_bytes().map(|bytes| bytes as f64 / (1024.0 * 1024.0)),
     };
     println!("{}", serde_json::to_string(&result)?);
     Ok(())
@@ -169,12 +170,4 @@ impl<'a> StepBench<'a> {
         self.method.after_update(self.model, self.progress)?;
         Ok(())
     }
-}
-
-/// The process's peak resident set size in MiB, from `VmHWM` in /proc/self/status (Linux only).
-fn peak_rss_mb() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
 }

@@ -53,6 +53,12 @@ fn cpu_ticks(stat: &str) -> Option<u64> {
     Some(utime + stime)
 }
 
+/// The process's peak resident set size (`VmHWM`), where `/proc` is available.
+pub fn peak_resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status_value(&status, "VmHWM").map(|kib| kib * 1024)
+}
+
 /// The number of a `Name:   123 kB` line of `/proc/self/status`.
 fn status_value(status: &str, name: &str) -> Option<u64> {
     let line = status.lines().find(|l| l.strip_prefix(name).is_some_and(|rest| rest.starts_with(':')))?;
