@@ -5,13 +5,14 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use sift_tui::cli::bench::{synthetic_batch, NUM_LABELS};
-use sift_tui::data::Batch;
+use sift_tui::data::{synthetic_batch, Batch};
 use sift_tui::method::{self, MethodName, MethodsConfig, Progress};
 use sift_tui::model::{Classifier, Ctx, ModelFiles};
 use sift_tui::rng::{self, Rng};
 
 const METHODS: [MethodName; 2] = [MethodName::Standard, MethodName::Sift];
+/// Classes of the synthetic task.
+const NUM_LABELS: usize = 2;
 const AT: Progress = Progress { step: 0, total_steps: 1 };
 
 struct Setup {
@@ -25,7 +26,8 @@ fn setup(name: &'static str, dir: &Path, batch: usize, seq: usize) -> Setup {
     let files = ModelFiles::in_dir(dir).expect("a model directory");
     let model = Classifier::load(&files, NUM_LABELS, &Device::Cpu, DType::F32, 0).expect("loadable model");
     let mut rng = rng::stream(0, 0);
-    let batch = synthetic_batch(&mut rng, batch, seq, model.config.vocab_size(), &Device::Cpu).expect("a batch");
+    let batch =
+        synthetic_batch(&mut rng, batch, seq, model.config.vocab_size(), NUM_LABELS, &Device::Cpu).expect("a batch");
     Setup { name, model, batch, rng }
 }
 

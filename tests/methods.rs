@@ -1,7 +1,8 @@
 //! The fine-tuning methods compute what the specification says: divergences against hand-computed
 //! values, each objective against an independent recomputation from the same perturbation (dropout
 //! off, the same seed), the ascent direction, FreeLB's gradient average, SMART's teacher, ALUM's
-//! curriculum, and a gradient for every trainable variable. Model: the tiny BERT fixture `bert-cls`.
+//! curriculum (on the tiny BERT fixture `bert-cls`), and a gradient for every trainable variable from
+//! every method on all three families (BERT, DeBERTa v1, DeBERTa v3 with `embed_proj`).
 mod common;
 
 use std::collections::HashMap;
@@ -404,7 +405,7 @@ fn freelb_gradient_is_the_average_over_its_passes() {
 
     let mut rng = rng::stream(SEED, 0);
     let mut ctx = Ctx::eval(&mut rng);
-    let mut delta = freelb.initial_delta(ctx.rng, inputs, model.encoder.hidden_size()).unwrap();
+    let mut delta = freelb.initial_delta(ctx.rng, inputs, model.config.embedding_size()).unwrap();
     let padding = inputs.attention_mask.eq(0u32).unwrap().unsqueeze(2).unwrap();
     let on_padding = padding.broadcast_as(delta.shape()).unwrap().where_cond(&delta, &delta.zeros_like().unwrap());
     assert_eq!(value(&on_padding.unwrap().abs().unwrap().sum_all().unwrap()), 0.0, "δ₀ is masked");
@@ -464,16 +465,31 @@ fn alum_switches_from_standard_to_adversarial() {
     assert_close(adversarial.total_loss, adversarial.task_loss + adv_kl, "alum total (α = 1)");
 }
 
+/// The classification fixtures of the three families, with their label counts: BERT, DeBERTa v1,
+/// and DeBERTa v3 with `embed_proj` (embedding width 24, hidden size 32).
+const FAMILIES: [(&str, usize); 3] = [("bert-cls", 3), ("deberta-cls", 2), ("deberta-v3-cls", 3)];
+
 #[test]
-fn every_method_reaches_every_trainable_variable() {
-    let (model, batch) = (load_model(), fixture_batch());
+fn every_method_reaches_every_trainable_variable_of_every_family() {
+    for (fixture, labels) in FAMILIES {
+        let files = ModelFiles::in_dir(&fixture_model(fixture)).unwrap();
+        let model = Classifier::load(&files, labels, &Device::Cpu, DType::F32, 0).unwrap();
+        let exp = expected(fixture);
+        let batch = Batch { inputs: fixture_inputs(&exp), labels: exp["labels"].to_dtype(DType::U32).unwrap() };
+        every_method_reaches_every_variable(fixture, &model, &batch);
+    }
+}
+
+fn every_method_reaches_every_variable(fixture: &str, model: &Classifier, batch: &Batch) {
     let vars = model.varmap.data().lock().unwrap().clone();
     // ALUM is adversarial from the middle of the stage on.
     let late = Progress { step: 9, total_steps: 10 };
     for name in MethodName::ALL {
-        let mut method = build(name, &MethodsConfig::default(), &model).unwrap();
+        let mut method = build(name, &MethodsConfig::default(), model).unwrap();
         let mut rng: Rng = rng::stream(SEED, 1);
-        let out = method.step(&model, &batch, &mut Ctx::train(&mut rng), late).unwrap();
+        let out = method
+            .step(model, batch, &mut Ctx::train(&mut rng), late)
+            .unwrap_or_else(|e| panic!("{fixture}: {name} failed: {e}"));
         let missing: Vec<_> = vars
             .iter()
             .filter(|(_, v)| {
@@ -481,9 +497,9 @@ fn every_method_reaches_every_trainable_variable() {
             })
             .map(|(n, _)| n.clone())
             .collect();
-        println!("{name}: loss {} task {} adv_kl {:?}", out.total_loss, out.task_loss, out.adv_kl);
-        assert!(out.total_loss.is_finite());
-        assert!(missing.is_empty(), "{name}: no gradient for {missing:?}");
+        println!("{fixture} {name}: loss {} task {} adv_kl {:?}", out.total_loss, out.task_loss, out.adv_kl);
+        assert!(out.total_loss.is_finite(), "{fixture}: {name}");
+        assert!(missing.is_empty(), "{fixture}: {name}: no gradient for {missing:?}");
     }
 }
 

@@ -157,3 +157,21 @@ fn non_finite_updates_are_skipped_then_stop_the_run() {
     let lines = metrics(&run_path(&runs, &preset));
     assert_eq!(lines.iter().filter(|l| l["kind"] == "skipped").count(), 3);
 }
+
+#[test]
+fn a_skipped_update_still_reaches_its_scheduled_evaluation() {
+    let dir = tempfile::tempdir().unwrap();
+    // Every update is non-finite and skipped, the last one included; the run goes on (the limit is
+    // above the stage length) and every scheduled evaluation happens, the stage's last among them.
+    let preset = preset(dir.path(), "sift", "max_bad_steps = 100\n[methods.sift]\nlearning_rate = inf\n");
+    let runs = dir.path().join("runs");
+    assert!(matches!(drive(&preset, &runs, false, None), Event::Finished { .. }));
+    let lines = metrics(&run_path(&runs, &preset));
+    let dev_steps: Vec<u64> = lines
+        .iter()
+        .filter(|l| l["kind"] == "eval" && l["split"] == "source-dev")
+        .map(|l| l["step"].as_u64().unwrap())
+        .collect();
+    assert_eq!(dev_steps, [2, 4, 6]);
+    assert_eq!(lines.iter().filter(|l| l["kind"] == "skipped").count(), 12);
+}

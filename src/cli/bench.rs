@@ -1,28 +1,28 @@
 //! `sift-tui bench`: training-step throughput of one method on a fixed synthetic batch.
 //!
-//! Each step is what the trainer does per update: the method's passes (`Method::step`), the global
-//! gradient norm, clipping to 1.0 and the project's AdamW update. The batch is drawn once from a seeded
+//! Each step is the trainer's own update (`train::update::Updater`): the method's passes, the global
+//! gradient norm, clipping to 1.0, AdamW and the method's after-update hook. The batch is drawn once from a seeded
 //! generator (random ids, full attention mask, random labels), so runs are comparable across builds.
 //! The result is one JSON line on stdout.
 use std::time::Instant;
 
 use anyhow::Context;
-use candle_core::{DType, Device, Tensor, Var};
-use rand::Rng as _;
+use candle_core::DType;
 
-use crate::data::Batch;
+use crate::data::{synthetic_batch, Batch};
 use crate::method::{self, MethodName, MethodsConfig, Progress};
 use crate::model::resolve::resolve_model;
-use crate::model::{select_device, Classifier, Ctx, Inputs, ModelFiles};
+use crate::model::{select_device, Classifier, ModelFiles};
 use crate::rng::{self, Rng};
-use crate::train::optim::{self, AdamW, AdamWConfig};
+use crate::train::optim::AdamWConfig;
+use crate::train::update::Updater;
 use crate::ui::procstat;
 
 /// The trainer's defaults for the update (`[train]` in a preset).
 const LEARNING_RATE: f64 = 2e-5;
 const GRAD_CLIP: f64 = 1.0;
 /// Classes of the synthetic task.
-pub const NUM_LABELS: usize = 2;
+const NUM_LABELS: usize = 2;
 
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
@@ -83,7 +83,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let model = Classifier::load(&files, NUM_LABELS, &device, args.dtype, args.seed)
         .with_context(|| format!("loading {}", dir.display()))?;
     let mut rng = rng::stream(args.seed, 0);
-    let batch = synthetic_batch(&mut rng, args.batch, args.seq, model.config.vocab_size(), &device)?;
+    let batch = synthetic_batch(&mut rng, args.batch, args.seq, model.config.vocab_size(), NUM_LABELS, &device)?;
 
     let mut bench = StepBench::new(&model, args.method)?;
     for _ in 0..args.warmup {
@@ -110,64 +110,30 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A batch of `batch` × `seq` random ids over the whole vocabulary, no padding, and random labels
-/// among [`NUM_LABELS`].
-pub fn synthetic_batch(
-    rng: &mut Rng,
-    batch: usize,
-    seq: usize,
-    vocab: usize,
-    device: &Device,
-) -> anyhow::Result<Batch> {
-    let vocab = u32::try_from(vocab).context("vocabulary too large")?;
-    let ids: Vec<u32> = (0..batch * seq).map(|_| rng.random_range(0..vocab)).collect();
-    let labels: Vec<u32> = (0..batch).map(|_| rng.random_range(0..NUM_LABELS as u32)).collect();
-    Ok(Batch {
-        inputs: Inputs {
-            input_ids: Tensor::from_vec(ids, (batch, seq), device)?,
-            attention_mask: Tensor::ones((batch, seq), DType::U32, device)?,
-            token_type_ids: Tensor::zeros((batch, seq), DType::U32, device)?,
-        },
-        labels: Tensor::from_vec(labels, batch, device)?,
-    })
-}
-
-/// One training update as the trainer runs it.
+/// One training update as the trainer runs it (`train::update`), late in a long nominal schedule so
+/// that ALUM runs its adversarial phase (its first half is standard fine-tuning).
 struct StepBench<'a> {
     model: &'a Classifier,
     method: Box<dyn method::Method>,
-    optimizer: AdamW,
-    vars: Vec<Var>,
-    /// Late in a long nominal schedule, so that ALUM runs its adversarial phase (its first half is
-    /// standard fine-tuning).
-    progress: Progress,
+    updater: Updater,
 }
 
 impl<'a> StepBench<'a> {
+    const PROGRESS: Progress = Progress { step: 9_000, total_steps: 10_000 };
+
     fn new(model: &'a Classifier, name: MethodName) -> anyhow::Result<Self> {
-        let named: Vec<(String, Var)> = {
-            let data = model.varmap.data().lock().map_err(|_| anyhow::anyhow!("varmap poisoned"))?;
-            data.iter().map(|(name, var)| (name.clone(), var.clone())).collect()
-        };
-        let vars = named.iter().map(|(_, var)| var.clone()).collect();
         Ok(Self {
             method: method::build(name, &MethodsConfig::default(), model)?,
-            optimizer: AdamW::new(named, AdamWConfig::default())?,
-            vars,
+            updater: Updater::new(model, AdamWConfig::default(), GRAD_CLIP)?,
             model,
-            progress: Progress { step: 9_000, total_steps: 10_000 },
         })
     }
 
     fn step(&mut self, batch: &Batch, rng: &mut Rng) -> anyhow::Result<()> {
-        let mut out = self.method.step(self.model, batch, &mut Ctx::train(rng), self.progress)?;
-        let norm = optim::grad_norm(&out.grads, &self.vars)?;
-        anyhow::ensure!(norm.is_finite(), "the gradient norm is not finite ({norm})");
-        if norm as f64 > GRAD_CLIP {
-            optim::scale_grads(&mut out.grads, &self.vars, GRAD_CLIP / (norm as f64 + 1e-6))?;
-        }
-        self.optimizer.step(&out.grads, LEARNING_RATE)?;
-        self.method.after_update(self.model, self.progress)?;
+        let next_batch = || Ok(batch.clone());
+        let applied =
+            self.updater.update(self.method.as_mut(), self.model, 1, next_batch, rng, LEARNING_RATE, Self::PROGRESS)?;
+        anyhow::ensure!(applied.is_some(), "the loss or the gradient norm is not finite");
         Ok(())
     }
 }

@@ -1,8 +1,10 @@
 //! Padding tokenized rows into the tensors of one batch.
-use candle_core::{Device, Result, Tensor};
+use candle_core::{DType, Device, Result, Tensor};
+use rand::Rng as _;
 
 use crate::model::tokenizer::Encoded;
 use crate::model::Inputs;
+use crate::rng::Rng;
 
 /// One batch on the model's device.
 #[derive(Debug, Clone)]
@@ -41,5 +43,28 @@ pub fn collate(rows: &[(&Encoded, u32)], pad_id: u32, min_width: Option<usize>, 
             token_type_ids: Tensor::from_vec(type_ids, shape, device)?,
         },
         labels: Tensor::new(labels, device)?,
+    })
+}
+
+/// A batch of `batch` × `seq` random ids over the whole vocabulary, no padding, and random labels
+/// among `num_labels`: the fixed input of `bench`, the step benchmark and tests.
+pub fn synthetic_batch(
+    rng: &mut Rng,
+    batch: usize,
+    seq: usize,
+    vocab: usize,
+    num_labels: usize,
+    device: &Device,
+) -> Result<Batch> {
+    let vocab = u32::try_from(vocab).map_err(|_| candle_core::Error::Msg("vocabulary too large".into()))?;
+    let ids: Vec<u32> = (0..batch * seq).map(|_| rng.random_range(0..vocab)).collect();
+    let labels: Vec<u32> = (0..batch).map(|_| rng.random_range(0..num_labels as u32)).collect();
+    Ok(Batch {
+        inputs: Inputs {
+            input_ids: Tensor::from_vec(ids, (batch, seq), device)?,
+            attention_mask: Tensor::ones((batch, seq), DType::U32, device)?,
+            token_type_ids: Tensor::zeros((batch, seq), DType::U32, device)?,
+        },
+        labels: Tensor::from_vec(labels, batch, device)?,
     })
 }

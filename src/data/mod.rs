@@ -14,7 +14,7 @@ mod split;
 
 use std::path::{Path, PathBuf};
 
-pub use batch::{collate, Batch};
+pub use batch::{collate, synthetic_batch, Batch};
 pub use error::{DataError, Problem};
 pub use labels::LabelMap;
 pub use readers::{

@@ -1,7 +1,8 @@
 //! FreeLB (Zhu et al. 2020), as zhuchen03/FreeLB's `run_glue_freelb.py` runs it (specification §5).
 //!
 //! Supervised adversarial training at P0, with no clean-loss term:
-//! 1. δ₀ on real tokens only: `l2`: U(−1, 1)·m/√(L_b·H) with L_b the example's length; `linf`:
+//! 1. δ₀ on real tokens only: `l2`: U(−1, 1)·m/√(L_b·E) with L_b the example's length and E the
+//!    word-embedding width (P0's, which differs from the hidden size under DeBERTa's `embed_proj`); `linf`:
 //!    U(−m, m); m = `init_mag` = 0 gives δ₀ = 0 (and draws nothing);
 //! 2. K = `steps` passes, each CE(f(W[ids] + δ), y)/K with the lookup in the graph; the parameter
 //!    gradients of the K backward passes are summed, i.e. the optimizer sees their average;
@@ -62,23 +63,23 @@ impl Freelb {
         Self { config }
     }
 
-    /// δ₀ `[B, T, H]` in f32, zero on padding.
-    pub fn initial_delta(&self, rng: &mut Rng, inputs: &Inputs, hidden: usize) -> Result<Tensor> {
+    /// δ₀ `[B, T, E]` in f32 (E the word-embedding width), zero on padding.
+    pub fn initial_delta(&self, rng: &mut Rng, inputs: &Inputs, width: usize) -> Result<Tensor> {
         let (b, t) = inputs.attention_mask.dims2()?;
         let device = inputs.attention_mask.device();
         let magnitude = self.config.init_mag;
         if magnitude == 0.0 {
-            return Tensor::zeros((b, t, hidden), DType::F32, device);
+            return Tensor::zeros((b, t, width), DType::F32, device);
         }
         let mask = inputs.attention_mask.to_dtype(DType::F32)?.unsqueeze(2)?;
         match self.config.norm_type {
             NormType::L2 => {
-                // m/√(L_b·H), with empty rows counted as length 1 to keep them finite.
-                let dims = (mask.sum((1, 2))?.clamp(1.0, f64::INFINITY)? * hidden as f64)?;
+                // m/√(L_b·E), with empty rows counted as length 1 to keep them finite.
+                let dims = (mask.sum((1, 2))?.clamp(1.0, f64::INFINITY)? * width as f64)?;
                 let scale = (dims.sqrt()?.recip()? * magnitude)?.reshape((b, 1, 1))?;
-                noise::uniform(rng, (b, t, hidden), 1.0, device)?.broadcast_mul(&mask)?.broadcast_mul(&scale)
+                noise::uniform(rng, (b, t, width), 1.0, device)?.broadcast_mul(&mask)?.broadcast_mul(&scale)
             }
-            NormType::Linf => noise::uniform(rng, (b, t, hidden), magnitude, device)?.broadcast_mul(&mask),
+            NormType::Linf => noise::uniform(rng, (b, t, width), magnitude, device)?.broadcast_mul(&mask),
         }
     }
 
@@ -117,7 +118,7 @@ impl Method for Freelb {
             candle_core::bail!("freelb.steps must be at least 1");
         }
         let inputs = &batch.inputs;
-        let mut delta = self.initial_delta(ctx.rng, inputs, model.encoder.hidden_size())?;
+        let mut delta = self.initial_delta(ctx.rng, inputs, model.config.embedding_size())?;
         let dropout_masks = ctx.rng.clone();
 
         let mut accumulated = None;

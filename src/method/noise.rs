@@ -129,7 +129,7 @@ mod tests {
     use candle_core::{DType, Device};
 
     use super::*;
-    use crate::cli::bench::synthetic_batch;
+    use crate::data::synthetic_batch;
     use crate::model::{Classifier, Ctx, ModelFiles, Start};
 
     /// A frozen pass (the ascent passes) computes the same δ-gradient as a normal one, and no
@@ -139,7 +139,7 @@ mod tests {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models/bert-cls");
         let model = Classifier::load(&ModelFiles::in_dir(&dir)?, 3, &Device::Cpu, DType::F32, 0)?;
         let mut rng = crate::rng::stream(1, 0);
-        let batch = synthetic_batch(&mut rng, 3, 7, model.config.vocab_size(), &Device::Cpu)?;
+        let batch = synthetic_batch(&mut rng, 3, 7, model.config.vocab_size(), 3, &Device::Cpu)?;
         let inputs = &batch.inputs;
         let words = model.encoder.word_embeddings(&inputs.input_ids)?;
         let base = model.encoder.layer_norm_input(&words, inputs)?.detach();

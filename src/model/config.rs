@@ -58,6 +58,15 @@ impl ModelConfig {
         Ok(())
     }
 
+    /// The width of the word embeddings, P0 (DeBERTa v3's `embedding_size` may differ from the
+    /// hidden size; `embed_proj` maps between them).
+    pub fn embedding_size(&self) -> usize {
+        match self {
+            Self::Bert(c) => c.common.hidden_size,
+            Self::Deberta(c) | Self::DebertaV2(c) => c.embedding_size(),
+        }
+    }
+
     pub fn vocab_size(&self) -> usize {
         self.common().vocab_size
     }

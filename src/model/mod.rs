@@ -193,6 +193,14 @@ impl Classifier {
         Self::from_checkpoint(self.config.clone(), checkpoint, self.num_labels, &device, dtype, 0)
     }
 
+    /// The trainable weights, sorted by name.
+    pub fn named_vars(&self) -> Vec<(String, candle_core::Var)> {
+        let data = self.varmap.data().lock().expect("varmap poisoned");
+        let mut vars: Vec<_> = data.iter().map(|(name, var)| (name.clone(), var.clone())).collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        vars
+    }
+
     /// Copies of all weights, sorted by name.
     pub fn named_tensors(&self) -> Result<Vec<(String, Tensor)>> {
         let data = self.varmap.data().lock().expect("varmap poisoned");

@@ -25,17 +25,17 @@ impl Confusion {
         ratio(correct as f64, self.total() as f64)
     }
 
-    /// The unweighted mean of per-class F1 (a class absent from gold and predictions scores 0, as in
-    /// scikit-learn's default).
+    /// The unweighted mean of per-class F1 over the classes present in the gold labels or the
+    /// predictions, as scikit-learn's `f1_score(average="macro")` with its default `labels=None`: a
+    /// class that neither side contains is not averaged in.
     pub fn macro_f1(&self) -> f64 {
         let k = self.counts.len();
-        let f1s = (0..k).map(|c| {
-            let tp = self.counts[c][c] as f64;
-            let predicted: u64 = (0..k).map(|g| self.counts[g][c]).sum();
-            let gold: u64 = self.counts[c].iter().sum();
-            ratio(2.0 * tp, (predicted + gold) as f64)
-        });
-        f1s.sum::<f64>() / k as f64
+        let present: Vec<(u64, u64, u64)> = (0..k)
+            .map(|c| (self.counts[c][c], (0..k).map(|g| self.counts[g][c]).sum(), self.counts[c].iter().sum()))
+            .filter(|&(_, predicted, gold)| predicted + gold > 0)
+            .collect();
+        let f1s = present.iter().map(|&(tp, predicted, gold)| ratio(2.0 * tp as f64, (predicted + gold) as f64));
+        ratio(f1s.sum::<f64>(), present.len() as f64)
     }
 
     /// Multiclass Matthews correlation (Gorodkin's R_K); 0 when undefined, as scikit-learn returns.
@@ -96,6 +96,18 @@ mod tests {
         let f1_pos = 2.0 * 3.0 / (2.0 * 3.0 + 2.0 + 1.0);
         let f1_neg = 2.0 * 4.0 / (2.0 * 4.0 + 1.0 + 2.0);
         assert!((c.macro_f1() - (f1_pos + f1_neg) / 2.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn macro_f1_averages_over_the_classes_present() {
+        // Three classes, class 2 never gold nor predicted: scikit-learn averages over {0, 1}.
+        // f1_score([0, 0, 1, 1], [0, 1, 1, 1], average="macro") = (2/3 + 4/5) / 2.
+        let c = confusion(&[(0, 0), (0, 1), (1, 1), (1, 1)], 3);
+        assert!((c.macro_f1() - (2.0 / 3.0 + 0.8) / 2.0).abs() < 1e-12);
+        // A class predicted but never gold counts, with F1 0.
+        let c = confusion(&[(0, 0), (0, 2), (1, 1), (1, 1)], 3);
+        assert!((c.macro_f1() - (2.0 / 3.0 + 1.0 + 0.0) / 3.0).abs() < 1e-12);
+        assert_eq!(Confusion::new(3).macro_f1(), 0.0);
     }
 
     #[test]

@@ -7,3 +7,4 @@ pub mod optim;
 pub mod prepare;
 pub mod schedule;
 pub mod trainer;
+pub mod update;

@@ -40,9 +40,10 @@ pub struct AdamW {
     steps: usize,
 }
 
-/// Biases and LayerNorm weights take no weight decay (the usual fine-tuning parameter groups).
+/// Biases and LayerNorm weights take no weight decay (the usual fine-tuning parameter groups). As in
+/// transformers' recipes, a bias is any name containing `bias`: DeBERTa v1's `q_bias` / `v_bias` too.
 pub fn takes_weight_decay(name: &str) -> bool {
-    !(name.ends_with(".bias") || name.contains("LayerNorm") || name.contains("layer_norm"))
+    !(name.contains("bias") || name.contains("LayerNorm") || name.contains("layer_norm"))
 }
 
 impl AdamW {
@@ -160,4 +161,27 @@ pub fn accumulate(into: &mut GradStore, from: GradStore, vars: &[Var]) -> Result
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::takes_weight_decay;
+
+    #[test]
+    fn biases_and_layer_norms_take_no_decay() {
+        for name in [
+            "encoder.layer.0.attention.self.query.bias",
+            "encoder.layer.0.attention.self.q_bias",
+            "encoder.layer.0.attention.self.v_bias",
+            "embeddings.LayerNorm.weight",
+            "encoder.rel_embeddings.layer_norm.weight",
+        ] {
+            assert!(!takes_weight_decay(name), "{name}");
+        }
+        for name in
+            ["encoder.layer.0.attention.self.in_proj.weight", "classifier.weight", "embeddings.word_embeddings.weight"]
+        {
+            assert!(takes_weight_decay(name), "{name}");
+        }
+    }
 }

@@ -44,6 +44,8 @@ pub struct TargetSets {
 #[derive(Debug, Clone)]
 pub struct Prepared {
     pub num_labels: usize,
+    /// The source's class names, by label id.
+    pub label_names: Vec<String>,
     pub train: LabeledSet,
     pub dev: LabeledSet,
     pub evaluations: Vec<LabeledSet>,
@@ -59,7 +61,8 @@ pub fn prepare(preset: &Preset, tokenizer: &TextTokenizer) -> anyhow::Result<Pre
     if source_cfg.limit > 0 {
         source = source.take_first(source_cfg.limit);
     }
-    let num_labels = source.label_names.len();
+    let label_names = source.label_names.clone();
+    let num_labels = label_names.len();
     let mut warnings = std::mem::take(&mut source.warnings);
     let (dev_idx, train_idx) = stratified_split(&source.labels(), source_cfg.dev_fraction, seed);
     let train = LabeledSet::tokenize("source-train", &source.select(&train_idx), tokenizer)?;
@@ -88,7 +91,7 @@ pub fn prepare(preset: &Preset, tokenizer: &TextTokenizer) -> anyhow::Result<Pre
             Some(split_target(&pool, &cfg.fractions, seed, tokenizer)?)
         }
     };
-    Ok(Prepared { num_labels, train, dev, evaluations, target, warnings })
+    Ok(Prepared { num_labels, label_names, train, dev, evaluations, target, warnings })
 }
 
 /// Holds out the largest fraction's share of the pool for training; the rest is the test split. Each

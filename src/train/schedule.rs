@@ -8,6 +8,14 @@ pub struct LinearSchedule {
 }
 
 impl LinearSchedule {
+    /// Warm-up over `ceil(ratio · total)` updates, as transformers' `TrainingArguments.warmup_ratio`
+    /// (the same float product, so the same count: 100 · 0.07 = 7.000000000000001 rounds up to 8 there
+    /// and here).
+    pub fn with_warmup_ratio(peak_lr: f64, ratio: f64, total_steps: usize) -> Self {
+        let warmup_steps = (total_steps as f64 * ratio).ceil() as usize;
+        Self { peak_lr, warmup_steps, total_steps }
+    }
+
     /// The learning rate of update number `step` (0-based).
     pub fn lr(&self, step: usize) -> f64 {
         if step < self.warmup_steps {
@@ -32,5 +40,16 @@ mod tests {
         assert_eq!(lrs[2], 1.0);
         assert_eq!(lrs[6], 0.5);
         assert_eq!(lrs[10], 0.0);
+    }
+
+    #[test]
+    fn warm_up_length_rounds_up_like_transformers() {
+        // math.ceil(20 * 0.12) = 3, math.ceil(30 * 0.1) = 3, math.ceil(100 * 0.07) = 8 (the product is
+        // 7.000000000000001).
+        assert_eq!(LinearSchedule::with_warmup_ratio(1.0, 0.12, 20).warmup_steps, 3);
+        assert_eq!(LinearSchedule::with_warmup_ratio(1.0, 0.1, 30).warmup_steps, 3);
+        assert_eq!(LinearSchedule::with_warmup_ratio(1.0, 0.07, 100).warmup_steps, 8);
+        assert_eq!(LinearSchedule::with_warmup_ratio(1.0, 0.1, 20).warmup_steps, 2);
+        assert_eq!(LinearSchedule::with_warmup_ratio(1.0, 0.0, 20).warmup_steps, 0);
     }
 }

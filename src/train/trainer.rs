@@ -11,16 +11,16 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use anyhow::Context;
-use candle_core::backprop::GradStore;
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::{DType, Device, Tensor};
 use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError};
 
 use super::checkpoint::{self, Best, TrainState};
 use super::evaluate::evaluate;
 use super::events::{Command, EvalMetrics, Event, MetricsLine, Scores, StepMetrics};
-use super::optim::{self, AdamW};
+use super::optim::AdamW;
 use super::prepare::{fraction_label, prepare, LabeledSet, Prepared};
 use super::schedule::LinearSchedule;
+use super::update::Updater;
 use crate::data::{collate, EpochSampler};
 use crate::experiment::results::{ColumnResult, RunResults};
 use crate::experiment::rundir::RunDir;
@@ -28,7 +28,7 @@ use crate::experiment::sweep::RunSpec;
 use crate::method::{self, Method, Progress};
 use crate::model::resolve::resolve_model;
 use crate::model::tokenizer::TextTokenizer;
-use crate::model::{select_device, Classifier, Ctx, ModelFiles};
+use crate::model::{select_device, Classifier, ModelFiles};
 use crate::rng;
 
 /// The channels of a running trainer.
@@ -94,9 +94,6 @@ enum StageEnd {
     Completed,
     Stopped,
 }
-
-/// One update's gradients and losses, or `None` when the loss was not finite.
-type Update = Option<(GradStore, f32, f32, Option<f32>)>;
 
 struct Trainer {
     spec: RunSpec,
@@ -263,108 +260,72 @@ impl Trainer {
             let sampler_seed = self.spec.seed.wrapping_add(index as u64);
             self.state.sampler = EpochSampler::new(set_len, train.batch_size, sampler_seed, false);
         }
-        let vars = sorted_vars(&self.model);
-        let mut optimizer = AdamW::new(vars.clone(), train.optimizer.clone())?;
+        let mut updater = Updater::new(&self.model, train.optimizer.clone(), train.grad_clip)?;
         let mut method = method::build(self.spec.method, &self.spec.preset.methods, &self.model)?;
         if let Some(tensors) = &resumed {
             self.load_model_tensors(&strip(tensors, "model."))?;
-            optimizer.load_state(&strip(tensors, "optim."), self.state.optimizer_steps)?;
+            updater.optimizer_mut().load_state(&strip(tensors, "optim."), self.state.optimizer_steps)?;
             method.load_state(&strip(tensors, "method."))?;
         }
-        let schedule = LinearSchedule {
-            peak_lr: train.lr,
-            warmup_steps: (train.warmup_ratio * total_steps as f64).round() as usize,
-            total_steps,
-        };
+        let schedule = LinearSchedule::with_warmup_ratio(train.lr, train.warmup_ratio, total_steps);
         self.emit(Event::Stage { name: stage.name(), index, count: self.stages.len(), total_steps });
-        let var_list: Vec<Var> = vars.into_iter().map(|(_, v)| v).collect();
         let eval_every = if train.eval_every > 0 { train.eval_every } else { per_epoch };
 
         while self.state.step < total_steps {
-            if self.poll_commands(&optimizer, method.as_ref())? == StageEnd::Stopped {
-                self.write_checkpoint(Some(&optimizer), Some(method.as_ref()))?;
+            if self.poll_commands(updater.optimizer(), method.as_ref())? == StageEnd::Stopped {
+                self.write_checkpoint(Some(updater.optimizer()), Some(method.as_ref()))?;
                 return Ok(StageEnd::Stopped);
             }
             let progress = Progress { step: self.state.step, total_steps };
             let started = Instant::now();
-            let update = self.compute_update(method.as_mut(), stage, progress, &var_list)?;
             let lr = schedule.lr(self.state.step);
-            self.state.step += 1;
-            let grad_norm = match &update {
-                Some((grads, ..)) => optim::grad_norm(grads, &var_list)?,
-                None => f32::NAN,
+            let (set, pad_id, device) = (stage_set(&self.data, stage), self.pad_id, &self.device);
+            let sampler = &mut self.state.sampler;
+            let next_batch = || {
+                let rows: Vec<_> = sampler.next_batch().iter().map(|&i| (&set.encoded[i], set.labels[i])).collect();
+                Ok(collate(&rows, pad_id, None, device)?)
             };
-            let Some((mut grads, loss, task_loss, adv_kl)) = update.filter(|_| grad_norm.is_finite()) else {
-                self.skip_bad_update(stage)?;
-                continue;
-            };
-            self.state.bad_in_row = 0;
-            if train.grad_clip > 0.0 && grad_norm as f64 > train.grad_clip {
-                optim::scale_grads(&mut grads, &var_list, train.grad_clip / (grad_norm as f64 + 1e-6))?;
-            }
-            optimizer.step(&grads, lr)?;
-            self.state.optimizer_steps = optimizer.steps();
-            method.after_update(&self.model, Progress { step: self.state.step, total_steps })?;
-            let samples = (train.batch_size * train.accumulate) as f64;
-            self.record_step(StepMetrics {
-                stage: stage.name(),
-                step: self.state.step,
-                epoch: self.state.step.div_ceil(per_epoch),
-                loss,
-                task_loss,
-                adv_kl,
+            let applied = updater.update(
+                method.as_mut(),
+                &self.model,
+                train.accumulate,
+                next_batch,
+                &mut self.state.rng,
                 lr,
-                grad_norm,
-                samples_per_sec: samples / started.elapsed().as_secs_f64().max(1e-9),
-            })?;
+                progress,
+            )?;
+            self.state.step += 1;
+            match applied {
+                Some(applied) => {
+                    self.state.bad_in_row = 0;
+                    self.state.optimizer_steps = updater.optimizer().steps();
+                    let samples = (train.batch_size * train.accumulate) as f64;
+                    self.record_step(StepMetrics {
+                        stage: stage.name(),
+                        step: self.state.step,
+                        epoch: self.state.step.div_ceil(per_epoch),
+                        loss: applied.loss,
+                        task_loss: applied.task_loss,
+                        adv_kl: applied.adv_kl,
+                        lr,
+                        grad_norm: applied.grad_norm,
+                        samples_per_sec: samples / started.elapsed().as_secs_f64().max(1e-9),
+                    })?;
+                }
+                // A skipped update still reaches the scheduled evaluation below: the weights of the
+                // last good update are scored and may be selected.
+                None => self.skip_bad_update(stage)?,
+            }
             let last = self.state.step == total_steps;
             if self.state.step.is_multiple_of(eval_every) || last {
                 self.evaluate_during(stage, method.as_ref())?;
             }
             if train.checkpoint_every > 0 && self.state.step.is_multiple_of(train.checkpoint_every) && !last {
-                self.write_checkpoint(Some(&optimizer), Some(method.as_ref()))?;
+                self.write_checkpoint(Some(updater.optimizer()), Some(method.as_ref()))?;
             }
         }
         self.finished_method = Some(method);
         Ok(StageEnd::Completed)
-    }
-
-    /// Gradients of one update: `accumulate` micro-batches, averaged.
-    fn compute_update(
-        &mut self,
-        method: &mut dyn Method,
-        stage: Stage,
-        progress: Progress,
-        vars: &[Var],
-    ) -> anyhow::Result<Update> {
-        let accumulate = self.spec.preset.train.accumulate;
-        let set = stage_set(&self.data, stage);
-        let mut total: Option<GradStore> = None;
-        let (mut loss, mut task_loss, mut adv) = (0f32, 0f32, None::<f32>);
-        for _ in 0..accumulate {
-            let indices = self.state.sampler.next_batch();
-            let rows: Vec<_> = indices.iter().map(|&i| (&set.encoded[i], set.labels[i])).collect();
-            let batch = collate(&rows, self.pad_id, None, &self.device)?;
-            let out = method.step(&self.model, &batch, &mut Ctx::train(&mut self.state.rng), progress)?;
-            if !out.total_loss.is_finite() {
-                return Ok(None);
-            }
-            loss += out.total_loss;
-            task_loss += out.task_loss;
-            if let Some(kl) = out.adv_kl {
-                adv = Some(adv.unwrap_or(0.0) + kl);
-            }
-            match total.as_mut() {
-                None => total = Some(out.grads),
-                Some(acc) => optim::accumulate(acc, out.grads, vars)?,
-            }
-        }
-        let Some(mut grads) = total else { return Ok(None) };
-        let n = accumulate as f32;
-        if accumulate > 1 {
-            optim::scale_grads(&mut grads, vars, 1.0 / accumulate as f64)?;
-        }
-        Ok(Some((grads, loss / n, task_loss / n, adv.map(|a| a / n))))
     }
 
     /// A non-finite loss or gradient: the update is skipped (as the SiFT reference skips its ascent
@@ -424,11 +385,12 @@ impl Trainer {
     fn evaluate_during(&mut self, stage: Stage, method: &dyn Method) -> anyhow::Result<()> {
         match stage {
             Stage::Source => {
-                let (scores, _) = self.score(&self.data.dev, method)?;
+                let (scores, predicted) = self.score(&self.data.dev, method)?;
                 self.record_eval(stage, "source-dev", scores)?;
                 let value = scores.value(self.spec.preset.source.metric);
                 if self.state.best.is_none_or(|b| value > b.value) {
-                    self.state.best = Some(Best { value, step: self.state.step, scores });
+                    let single_class = predicted.first().copied().filter(|&p| predicted.iter().all(|&q| q == p));
+                    self.state.best = Some(Best { value, step: self.state.step, scores, single_class });
                     let weights: HashMap<String, Tensor> = self.model.named_tensors()?.into_iter().collect();
                     crate::atomic::write_safetensors(&self.run_dir.checkpoints_dir().join(BEST_FILE), &weights)?;
                     self.best_weights = Some(weights);
@@ -452,6 +414,10 @@ impl Trainer {
         match stage {
             Stage::Source => {
                 self.load_best_weights()?;
+                let data = &self.data;
+                if let Some(warning) = self.state.best.and_then(|best| learned_nothing(&best, data)) {
+                    self.emit(Event::Warning(warning));
+                }
                 sets.extend(self.data.evaluations.iter().map(|s| (s.name.clone(), s)));
                 if let Some(target) = self.data.target.as_ref().filter(|t| t.train.iter().any(|(f, _)| *f <= 0.0)) {
                     sets.push((fraction_label(0.0), &target.test));
@@ -492,7 +458,7 @@ impl Trainer {
     }
 
     fn load_model_tensors(&self, tensors: &HashMap<String, Tensor>) -> anyhow::Result<()> {
-        for (name, var) in sorted_vars(&self.model) {
+        for (name, var) in self.model.named_vars() {
             let tensor = tensors.get(&name).with_context(|| format!("checkpoint lacks weight `{name}`"))?;
             var.set(&tensor.to_device(var.device())?.to_dtype(var.dtype())?)?;
         }
@@ -569,11 +535,27 @@ fn stage_set(data: &Prepared, stage: Stage) -> &LabeledSet {
     }
 }
 
-fn sorted_vars(model: &Classifier) -> Vec<(String, Var)> {
-    let mut vars: Vec<(String, Var)> =
-        model.varmap.data().lock().expect("varmap poisoned").iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    vars.sort_by(|a, b| a.0.cmp(&b.0));
-    vars
+/// A warning when the selected stage-1 weights predict one class for the whole dev split: the run
+/// learned nothing from the source (MCC 0), which every later column inherits.
+fn learned_nothing(best: &Best, data: &Prepared) -> Option<String> {
+    let class = best.single_class?;
+    let name = |label: u32| data.label_names.get(label as usize).cloned().unwrap_or_else(|| label.to_string());
+    let labels = &data.train.labels;
+    let balance: Vec<String> = (0..data.num_labels as u32)
+        .map(|c| {
+            let share = labels.iter().filter(|&&l| l == c).count() as f64 / labels.len().max(1) as f64;
+            format!("`{}` {:.1} %", name(c), 100.0 * share)
+        })
+        .collect();
+    Some(format!(
+        "source: the selected weights (update {}) predict `{}` for all {} dev examples (MCC 0): the model learned \
+         nothing from the source; the {} training examples are {}. Try more epochs, another learning rate or seed.",
+        best.step,
+        name(class),
+        data.dev.len(),
+        labels.len(),
+        balance.join(", ")
+    ))
 }
 
 /// File name of the selected stage-1 weights in the checkpoints directory.
@@ -581,4 +563,31 @@ const BEST_FILE: &str = "best.safetensors";
 
 fn strip(tensors: &HashMap<String, Tensor>, prefix: &str) -> HashMap<String, Tensor> {
     tensors.iter().filter_map(|(k, v)| k.strip_prefix(prefix).map(|k| (k.to_string(), v.clone()))).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(name: &str, labels: Vec<u32>) -> LabeledSet {
+        LabeledSet { name: name.into(), encoded: Vec::new(), labels }
+    }
+
+    #[test]
+    fn a_single_class_dev_prediction_is_reported_with_the_class_balance() {
+        let data = Prepared {
+            num_labels: 2,
+            label_names: vec!["not hateful".into(), "hateful".into()],
+            train: set("source-train", vec![0, 0, 0, 1]),
+            dev: set("source-dev", vec![0, 1]),
+            evaluations: Vec::new(),
+            target: None,
+            warnings: Vec::new(),
+        };
+        let best = Best { value: 0.0, step: 40, scores: Scores::default(), single_class: Some(0) };
+        let warning = learned_nothing(&best, &data).expect("a warning");
+        assert!(warning.contains("update 40) predict `not hateful` for all 2 dev examples (MCC 0)"), "{warning}");
+        assert!(warning.contains("the 4 training examples are `not hateful` 75.0 %, `hateful` 25.0 %"), "{warning}");
+        assert_eq!(learned_nothing(&Best { single_class: None, ..best }, &data), None);
+    }
 }
