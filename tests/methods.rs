@@ -1,4 +1,4 @@
-//! The fine-tuning methods compute what the specification says: divergences against hand-computed
+//! The fine-tuning methods compute what `docs/methods.md` says: divergences against hand-computed
 //! values, each objective against an independent recomputation from the same perturbation (dropout
 //! off, the same seed), the ascent direction, FreeLB's gradient average, SMART's teacher, ALUM's
 //! curriculum (on the tiny BERT fixture `bert-cls`), and a gradient for every trainable variable from
@@ -89,7 +89,7 @@ fn divergences_match_hand_computed_values() {
     assert_close(value(&cross_entropy(&p, &labels).unwrap()), 0.265_126_3, "cross_entropy");
 }
 
-/// The gradient columns of the table in §0.2.
+/// The gradient columns of the table in `docs/methods.md` §0.2.
 #[test]
 fn divergence_gradients_follow_the_stop_gradients() {
     let (p_logits, q_logits) = example_logits();
@@ -116,7 +116,7 @@ fn divergence_gradients_follow_the_stop_gradients() {
 // ---------------------------------------------------------------------------------------------
 // SiFT
 
-/// SiFT recomputed step by step from the specification (§1.1) with the public pieces.
+/// SiFT recomputed step by step from `docs/methods.md` §1.1 with the public pieces.
 struct SiftReference {
     task: f32,
     ascent_before: f32,
@@ -202,7 +202,7 @@ fn sift_evaluation_goes_through_the_extra_layer_norm() {
 // ---------------------------------------------------------------------------------------------
 // SMART
 
-/// SMART's terms recomputed from §2.2 (unit projection) or the paper (ball), one ascent step, and the
+/// SMART's terms recomputed from `docs/methods.md` §2.2 (unit projection) or the paper (ball), one ascent step, and the
 /// proximal spec of §2.1. The ascent is judged by the symmetric KL it stands for: at noise 1e-5 the
 /// value of `stable_kl` in f32 is rounding (≈4e-7 where the KL is ≈1e-11); only its gradient is used.
 struct SmartReference {

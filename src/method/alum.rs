@@ -1,6 +1,6 @@
 //! ALUM (Liu et al. 2020): a curriculum of plain fine-tuning, then the adversarial objective of
 //! mt-dnn's `alum/adv_masked_lm.py` (branch `v0.2`) applied to sequence classification
-//! (specification §3).
+//! (`docs/methods.md` §3).
 //!
 //! For the first `standard_share` of the stage's updates (`step < standard_share·total_steps`) a batch is
 //! trained exactly as [`Standard`](super::standard::Standard). Afterwards:

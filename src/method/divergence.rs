@@ -1,4 +1,4 @@
-//! Divergences between perturbed and clean logits (specification §0.2).
+//! Divergences between perturbed and clean logits (`docs/methods.md` §0.2).
 //!
 //! Every function takes logits `[B, C]`, `perturbed` first (p = softmax of it) and `clean` second
 //! (q = softmax of it), computes in f32 whatever the model dtype, and reduces over rows as asked.

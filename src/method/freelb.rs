@@ -1,4 +1,4 @@
-//! FreeLB (Zhu et al. 2020), as zhuchen03/FreeLB's `run_glue_freelb.py` runs it (specification §5).
+//! FreeLB (Zhu et al. 2020), as zhuchen03/FreeLB's `run_glue_freelb.py` runs it (`docs/methods.md` §5).
 //!
 //! Supervised adversarial training at P0, with no clean-loss term:
 //! 1. δ₀ on real tokens only: `l2`: U(−1, 1)·m/√(L_b·E) with L_b the example's length and E the

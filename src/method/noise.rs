@@ -1,4 +1,4 @@
-//! Perturbation draws, the normalisations of the ascent steps (specification §0.3), and the gradient of
+//! Perturbation draws, the normalisations of the ascent steps (`docs/methods.md` §0.3), and the gradient of
 //! a loss with respect to a perturbation.
 //!
 //! Every draw comes from the run's seeded generator (`ctx.rng`), one element after another in row-major
@@ -152,18 +152,14 @@ mod tests {
             let logits = model.logits_from(Start::LayerNormInput(&(&base + var.as_tensor())?), inputs, &mut ctx)?;
             let grads = logits.sqr()?.sum_all()?.backward()?;
             let data = model.varmap.data().lock().expect("varmap");
-            let encoder_grads = data
-                .iter()
-                .filter(|(name, var)| {
-                    !name.starts_with("pooler") && !name.starts_with("classifier") && grads.get(var).is_some()
-                })
-                .count();
-            Ok((logits, grads.get(&var).expect("δ gradient").clone(), encoder_grads))
+            // Every weight, the head's included: a frozen pass forms no parameter gradient at all.
+            let param_grads = data.values().filter(|var| grads.get(var).is_some()).count();
+            Ok((logits, grads.get(&var).expect("δ gradient").clone(), param_grads))
         };
         let (logits, grad, with_grads) = run(false)?;
         let (frozen_logits, frozen_grad, frozen_with_grads) = run(true)?;
         assert!(with_grads > 0);
-        assert_eq!(frozen_with_grads, 0, "a frozen pass formed encoder parameter gradients");
+        assert_eq!(frozen_with_grads, 0, "a frozen pass formed parameter gradients");
         let diff = |a: &Tensor, b: &Tensor| -> Result<f32> { (a - b)?.abs()?.flatten_all()?.max(0)?.to_scalar() };
         assert!(diff(&logits, &frozen_logits)? == 0.0);
         assert!(diff(&grad, &frozen_grad)? <= 1e-6, "δ gradients differ");

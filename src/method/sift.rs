@@ -1,5 +1,5 @@
 //! SiFT, scale-invariant fine-tuning, as microsoft/DeBERTa's `DeBERTa/sift/sift.py` runs it
-//! (specification §1.1).
+//! (`docs/methods.md` §1.1).
 //!
 //! The input s of the embedding LayerNorm (P1) is first re-normalised by a LayerNorm without affine
 //! parameters, u = LN0(s) (eps 1e-7), in every pass, evaluation included. Per batch:

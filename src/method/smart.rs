@@ -1,5 +1,5 @@
 //! SMART (Jiang et al. 2020): a smoothness-inducing adversarial regulariser and a Bregman proximal
-//! point term with a momentum teacher (specification §2).
+//! point term with a momentum teacher (`docs/methods.md` §2).
 //!
 //! Adversarial term, as namisan/mt-dnn's `SmartPerturbation` (since Aug 2020) runs it, at P2 (the
 //! embedding output after LayerNorm and dropout):
@@ -22,6 +22,12 @@
 //! the divergence is second order, so η·g is orders of magnitude below noise₀ (measured on the test
 //! fixture: ≈6e-12 against ≈2e-5) and the "ascent" is random unit-scale noise. `projection = "ball"`
 //! follows the gradient's direction.
+//!
+//! Deviation: the adversarial passes start from the clean pass's embedding output e, which carries
+//! that pass's embedding-dropout mask; mt-dnn's `embed_encode` recomputes the embeddings, with a fresh
+//! mask. Here the noise perturbs exactly the input the clean logits saw, one embedding pass is saved,
+//! and the encoder layers still draw fresh dropout in every pass as in the reference. Its effect on
+//! scores has not been measured (docs/methods.md §2).
 //!
 //! Proximal term (no public reference code; our reading of the paper): a teacher θ̃₀ = θ₀ copied at
 //! construction, run in eval mode unless `teacher_dropout`, adds μ·mean_rows SKL(z, sg(z_teacher)),

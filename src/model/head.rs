@@ -4,11 +4,11 @@
 //! DeBERTa (`DebertaForSequenceClassification`, `DebertaV2...`): context pooler (dropout, dense,
 //! activation on the first token), dropout, linear. Loaded from the checkpoint when it has them,
 //! otherwise initialised as transformers does (N(0, initializer_range²) weights, zero biases).
-use candle_core::{Module, Result, Tensor};
+use candle_core::{Result, Tensor};
 use candle_nn::{Linear, VarBuilder};
 
 use super::config::{BertConfig, DebertaConfig};
-use super::nn::{linear_init, Activation, Dropout};
+use super::nn::{apply_linear, linear_init, Activation, Dropout};
 use super::Ctx;
 
 /// Parameter-name prefixes of the head, which a backbone-only checkpoint may lack.
@@ -51,7 +51,8 @@ impl ClassificationHead {
     pub fn forward(&self, hidden: &Tensor, ctx: &mut Ctx) -> Result<Tensor> {
         let first = hidden.narrow(1, 0, 1)?.squeeze(1)?;
         let first = self.pooler_dropout.forward(&first, ctx)?;
-        let pooled = self.activation.forward(&self.pooler.forward(&first)?)?;
-        self.classifier.forward(&self.dropout.forward(&pooled, ctx)?)
+        // Through `Ctx::param`, like every encoder weight: a frozen pass forms no head gradients.
+        let pooled = self.activation.forward(&apply_linear(&self.pooler, &first, ctx)?)?;
+        apply_linear(&self.classifier, &self.dropout.forward(&pooled, ctx)?, ctx)
     }
 }

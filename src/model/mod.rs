@@ -1,7 +1,7 @@
 //! Trainable transformer encoders with explicit perturbation points.
 //!
 //! Every family implements [`Encoder`], which splits the forward pass at the three points that the
-//! fine-tuning methods perturb (see `docs/methods.md` §0.1 of the specification):
+//! fine-tuning methods perturb (`docs/methods.md` §0.1):
 //!
 //! ```text
 //! ids ─word_embeddings─> P0 ─layer_norm_input─> P1 ─embedding_output─> P2 ─encode─> hidden ─head─> logits
@@ -46,8 +46,9 @@ pub struct Inputs {
 /// draws dropout masks.
 pub struct Ctx<'a> {
     pub train: bool,
-    /// The encoder's weights enter the graph detached, so backward forms no gradient for them: the
-    /// ascent passes of SiFT, SMART and ALUM need only the gradient with respect to a perturbation.
+    /// Every layer weight (encoder and head) enters the graph detached, so backward forms no parameter
+    /// gradient: the ascent passes of SiFT, SMART and ALUM need only the gradient with respect to a
+    /// perturbation. They start at P1 or P2, past the embedding tables, which a frozen pass never reads.
     pub frozen: bool,
     pub rng: &'a mut Rng,
 }

@@ -1,7 +1,7 @@
 //! Layers whose backward passes Candle actually computes, on the fused kernels of [`super::kernels`].
 //!
 //! `candle_nn::LayerNorm` and `ops::softmax_last_dim` take fused paths without a backward pass, which
-//! silently cuts the gradient (see `docs/candle-notes.md`). The layers here run the project's own
+//! silently cuts the gradient (see `docs/design.md`). The layers here run the project's own
 //! kernels (hand-written backward, f32 on the CPU) or, elsewhere, composed differentiable primitives.
 //! Their weights enter the graph through [`Ctx::param`], detached in a frozen pass.
 use candle_core::{Result, Tensor};
