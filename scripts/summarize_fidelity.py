@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""Summarise scripts/seed_agreement.sh: per implementation and score, the mean, standard deviation and
+range over seeds, and two two-sample tests of "same distribution" (Welch's t-test and the Mann-Whitney
+U test, two-sided). Prints the Markdown table of docs/fidelity.md.
+
+    /tmp/venv/bin/python scripts/summarize_fidelity.py results/fidelity
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+
+def sift_tui(runs):
+    rows = []
+    for path in sorted(runs.glob("*/results.json")):
+        r = json.loads(path.read_text())
+        columns = {c["name"]: c["scores"] for c in r["columns"]}
+        rows.append({
+            "seed": r["seed"],
+            "dev accuracy": r["dev"]["accuracy"],
+            "dev MCC": r["dev"]["mcc"],
+            "0 % accuracy": columns["0%"]["accuracy"],
+            "10 % accuracy": columns["10%"]["accuracy"],
+            "minutes": r["elapsed_secs"] / 60,
+        })
+    return rows
+
+
+def pytorch(path):
+    rows = []
+    for line in path.read_text().splitlines():
+        r = json.loads(line)
+        rows.append({
+            "seed": r["seed"],
+            "dev accuracy": r["dev"]["accuracy"],
+            "dev MCC": r["dev"]["mcc"],
+            "0 % accuracy": r["columns"]["0%"]["accuracy"],
+            "10 % accuracy": r["columns"]["10%"]["accuracy"],
+            "minutes": r["elapsed_secs"] / 60,
+        })
+    return rows
+
+
+def describe(values):
+    v = np.array(values)
+    return f"{v.mean():.3f} ± {v.std(ddof=1) if len(v) > 1 else 0:.3f} ({v.min():.3f}–{v.max():.3f})"
+
+
+def main():
+    root = Path(sys.argv[1] if len(sys.argv) > 1 else "results/fidelity")
+    ours, theirs = sift_tui(root / "sift-tui"), pytorch(root / "pytorch.jsonl")
+    print(f"sift-tui seeds {[r['seed'] for r in ours]}, PyTorch seeds {[r['seed'] for r in theirs]}\n")
+    print("| score | sift-tui mean ± sd (range) | PyTorch mean ± sd (range) | Welch p | Mann-Whitney p |")
+    print("|---|---|---|---|---|")
+    for key in ["dev accuracy", "dev MCC", "0 % accuracy", "10 % accuracy"]:
+        a, b = [r[key] for r in ours], [r[key] for r in theirs]
+        welch = stats.ttest_ind(a, b, equal_var=False).pvalue if len(a) > 1 and len(b) > 1 else float("nan")
+        mw = stats.mannwhitneyu(a, b, alternative="two-sided").pvalue if a and b else float("nan")
+        print(f"| {key} | {describe(a)} | {describe(b)} | {welch:.2f} | {mw:.2f} |")
+    print("\nPer seed:\n")
+    print("| seed | side | dev accuracy | dev MCC | 0 % accuracy | 10 % accuracy | minutes |")
+    print("|---|---|---|---|---|---|---|")
+    for side, rows in [("sift-tui", ours), ("PyTorch", theirs)]:
+        for r in sorted(rows, key=lambda r: r["seed"]):
+            print(f"| {r['seed']} | {side} | {r['dev accuracy']:.3f} | {r['dev MCC']:.3f} | "
+                  f"{r['0 % accuracy']:.3f} | {r['10 % accuracy']:.3f} | {r['minutes']:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
