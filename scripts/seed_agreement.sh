@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Seed-level agreement (docs/fidelity.md): the Twitter -> UCI protocol with all-MiniLM-L6-v2, standard
 # fine-tuning, 2 epochs, max_len 64, seeds 1-5, run by sift-tui and by scripts/pytorch_transfer.py,
-# alternating seed by seed (THREADS / RAYON_NUM_THREADS set the threads of each side). Needs target/release/sift-tui, SIFT_DATA_DIR, SIFT_MODEL_PATH and a
-# Python with torch + transformers ($PYTHON). Results: results/fidelity/{sift-tui/,pytorch.jsonl}.
+# alternating seed by seed. Needs target/release/sift-tui (or $SIFT_TUI), SIFT_DATA_DIR,
+# SIFT_MODEL_PATH and a Python with torch + transformers ($PYTHON); THREADS (PyTorch) and
+# RAYON_NUM_THREADS (sift-tui) set the threads of each side. Results: results/fidelity/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python="${PYTHON:-python3}"
