@@ -8,9 +8,9 @@ use std::process::{Command, Output};
 use candle_core::{DType, Device};
 use common::{expected, fixture_model, fixtures, max_abs_diff, shared_model};
 
-fn encode(model: &Path, out: &Path) -> Output {
+fn encode(model: &Path, out: &Path, kernels: &str) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sift-tui"))
-        .args(["encode", "--model"])
+        .args(["encode", "--kernels", kernels, "--model"])
         .arg(model)
         .arg("--texts")
         .arg(fixtures().join("sentences.txt"))
@@ -20,10 +20,11 @@ fn encode(model: &Path, out: &Path) -> Output {
         .unwrap()
 }
 
-fn check_encode(model: &Path, fixture: &str, tolerance: f32) {
+/// `encode` on the fused CPU kernels, or on the portable ops that CUDA and Metal run.
+fn check_encode(model: &Path, fixture: &str, tolerance: f32, kernels: &str) {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.safetensors");
-    let output = encode(model, &out);
+    let output = encode(model, &out, kernels);
     assert!(output.status.success(), "{fixture}: {}", String::from_utf8_lossy(&output.stderr));
     let got = candle_core::safetensors::load(&out, &Device::Cpu).unwrap();
     let want = expected(fixture);
@@ -32,21 +33,32 @@ fn check_encode(model: &Path, fixture: &str, tolerance: f32) {
         assert_eq!(got[name].to_vec2::<i64>().unwrap(), want[name].to_vec2::<i64>().unwrap(), "{fixture}: {name}");
     }
     let err = max_abs_diff(&got["last_hidden_state"], &want["last_hidden_state"]);
-    println!("{fixture}: encode max |Δ| = {err:.2e}");
-    assert!(err <= tolerance, "{fixture}: {err}");
+    println!("{fixture} ({kernels}): encode max |Δ| = {err:.2e}");
+    assert!(err <= tolerance, "{fixture} ({kernels}): {err}");
 }
+
+const FAMILIES: [&str; 5] = ["bert-cls", "bert-legacy", "deberta", "deberta-v2", "deberta-v3-cls"];
 
 #[test]
 fn encode_matches_transformers_for_every_family() {
-    for fixture in ["bert-cls", "bert-legacy", "deberta", "deberta-v2", "deberta-v3-cls"] {
-        check_encode(&fixture_model(fixture), fixture, 1e-4);
+    for fixture in FAMILIES {
+        check_encode(&fixture_model(fixture), fixture, 1e-4, "fused");
     }
 }
 
 #[test]
 fn encode_matches_transformers_on_minilm() {
     let Some(dir) = shared_model("all-MiniLM-L6-v2") else { return };
-    check_encode(&dir, "minilm", 2e-4);
+    check_encode(&dir, "minilm", 2e-4, "fused");
+}
+
+#[test]
+fn portable_path_encode_matches_transformers_for_every_family_and_minilm() {
+    for fixture in FAMILIES {
+        check_encode(&fixture_model(fixture), fixture, 1e-4, "portable");
+    }
+    let Some(dir) = shared_model("all-MiniLM-L6-v2") else { return };
+    check_encode(&dir, "minilm", 2e-4, "portable");
 }
 
 /// A copy of a fixture model directory that a test may damage.
@@ -113,7 +125,7 @@ fn bad_model_files_give_one_clear_error() {
     ];
     for (case, dir, needle) in cases {
         let out = dir.path().join("out.safetensors");
-        let output = encode(dir.path(), &out);
+        let output = encode(dir.path(), &out, "fused");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{case}: {stderr}");
         assert!(stderr.contains(needle), "{case}: `{needle}` not in: {stderr}");

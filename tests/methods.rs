@@ -20,6 +20,7 @@ use sift_tui::method::r3f::{NoiseType, R3f, R3fConfig};
 use sift_tui::method::sift::{AscentLoss, Sift, SiftConfig, LN0_EPS};
 use sift_tui::method::smart::{Projection, Smart, SmartConfig, BALL_GRADIENT_FLOOR};
 use sift_tui::method::{build, Method, MethodName, MethodsConfig, Progress, StepOutput};
+use sift_tui::model::kernels::{use_kernels, Kernels};
 use sift_tui::model::nn::normalize;
 use sift_tui::model::{Classifier, Ctx, ModelFiles, Start};
 use sift_tui::rng::{self, Rng};
@@ -500,6 +501,45 @@ fn every_method_reaches_every_variable(fixture: &str, model: &Classifier, batch:
         println!("{fixture} {name}: loss {} task {} adv_kl {:?}", out.total_loss, out.task_loss, out.adv_kl);
         assert!(out.total_loss.is_finite(), "{fixture}: {name}");
         assert!(missing.is_empty(), "{fixture}: {name}: no gradient for {missing:?}");
+    }
+}
+
+/// Every method's step on the portable path (the composed ops of CUDA and Metal, taken on the CPU)
+/// gives the fused path's losses and gradients, dropout and noise included: both draw the same masks
+/// and noise from the same generator.
+#[test]
+fn portable_path_steps_equal_fused_steps_for_every_method_and_family() {
+    let late = Progress { step: 9, total_steps: 10 };
+    for (fixture, labels) in FAMILIES {
+        let files = ModelFiles::in_dir(&fixture_model(fixture)).unwrap();
+        let model = Classifier::load(&files, labels, &Device::Cpu, DType::F32, 0).unwrap();
+        let exp = expected(fixture);
+        let batch = Batch { inputs: fixture_inputs(&exp), labels: exp["labels"].to_dtype(DType::U32).unwrap() };
+        let vars = model.varmap.data().lock().unwrap().clone();
+        for name in MethodName::ALL {
+            let step = |kernels: Kernels| {
+                use_kernels(kernels);
+                let mut method = build(name, &MethodsConfig::default(), &model).unwrap();
+                let mut rng: Rng = rng::stream(SEED, 1);
+                let out = method.step(&model, &batch, &mut Ctx::train(&mut rng), late).unwrap();
+                use_kernels(Kernels::Fused);
+                out
+            };
+            let (fused, portable) = (step(Kernels::Fused), step(Kernels::Portable));
+            let what = format!("{fixture} {name}");
+            assert_close(portable.total_loss, fused.total_loss, &format!("{what}: loss"));
+            assert_eq!(portable.adv_kl.is_some(), fused.adv_kl.is_some(), "{what}: adv_kl");
+            for (var_name, var) in &vars {
+                let (a, b) = (fused.grads.get(var.as_tensor()), portable.grads.get(var.as_tensor()));
+                let (Some(a), Some(b)) = (a, b) else { panic!("{what}: {var_name} has a gradient on one path only") };
+                let scale = value(&a.abs().unwrap().flatten_all().unwrap().max(0).unwrap());
+                let err = max_abs_diff(a, b);
+                assert!(
+                    err <= 1e-5 + 1e-3 * scale,
+                    "{what}: gradient of {var_name} differs by {err} (max |g| {scale})"
+                );
+            }
+        }
     }
 }
 

@@ -4,6 +4,7 @@ mod common;
 
 use candle_core::{DType, Device, Tensor, Var};
 use common::{expected, fixture_inputs, fixture_model, max_abs_diff, shared_model};
+use sift_tui::model::kernels::{use_kernels, Kernels};
 use sift_tui::model::nn::normalize;
 use sift_tui::model::{load_encoder, Classifier, Ctx, ModelFiles, Start};
 use sift_tui::rng;
@@ -93,6 +94,16 @@ fn deberta_classifier_logits_and_gradients_match() {
 #[test]
 fn deberta_v3_classifier_logits_and_gradients_match() {
     check_classifier("deberta-v3-cls", 3);
+}
+
+/// The composed ops that CUDA and Metal run, taken on the CPU: the same logits, weight gradients
+/// and P1 gradient as transformers, at the same tolerances.
+#[test]
+fn portable_path_logits_and_gradients_match_for_every_family() {
+    use_kernels(Kernels::Portable);
+    for (fixture, labels) in [("bert-cls", 3), ("deberta-cls", 2), ("deberta-v3-cls", 3)] {
+        check_classifier(fixture, labels);
+    }
 }
 
 /// Every trainable variable receives a non-zero gradient from the classification loss (the stock

@@ -146,6 +146,20 @@ fn an_interrupted_and_resumed_run_equals_an_uninterrupted_one() {
     }
 }
 
+/// The portable path (the composed ops that CUDA and Metal run, here on the CPU) resumes exactly too.
+#[test]
+fn a_resumed_run_on_the_portable_path_equals_an_uninterrupted_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let preset = preset(dir.path(), "sift", "kernels = \"portable\"\n");
+    let (whole, split) = (dir.path().join("whole"), dir.path().join("split"));
+    assert!(matches!(drive(&preset, &whole, false, None), Event::Finished { .. }));
+    assert!(matches!(drive(&preset, &split, false, Some((0, 3))), Event::Stopped { .. }));
+    assert!(matches!(drive(&preset, &split, true, None), Event::Finished { .. }));
+    let (a, b) = (run_path(&whole, &preset), run_path(&split, &preset));
+    assert_eq!(metrics(&a), metrics(&b), "metrics.jsonl differs after resuming");
+    assert_eq!(results(&a), results(&b), "results differ after resuming");
+}
+
 #[test]
 fn non_finite_updates_are_skipped_then_stop_the_run() {
     let dir = tempfile::tempdir().unwrap();

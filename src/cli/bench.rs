@@ -11,6 +11,7 @@ use candle_core::DType;
 
 use crate::data::{synthetic_batch, Batch};
 use crate::method::{self, MethodName, MethodsConfig, Progress};
+use crate::model::kernels::{use_kernels, Kernels};
 use crate::model::resolve::resolve_model;
 use crate::model::{select_device, Classifier, ModelFiles};
 use crate::rng::{self, Rng};
@@ -50,6 +51,9 @@ pub struct BenchArgs {
     /// cpu, cuda (`cuda:N`) or metal.
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// `fused` CPU kernels, or the `portable` composed ops that CUDA and Metal run (on any device).
+    #[arg(long, value_enum, default_value_t = Kernels::Fused)]
+    kernels: Kernels,
     /// f32, bf16 or f16 (half precision on GPUs).
     #[arg(long, default_value = "f32")]
     dtype: DType,
@@ -80,6 +84,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let dir = resolve_model(&args.model)?;
     let files = ModelFiles::in_dir(&dir)?;
     let device = select_device(&args.device)?;
+    use_kernels(args.kernels);
     let model = Classifier::load(&files, NUM_LABELS, &device, args.dtype, args.seed)
         .with_context(|| format!("loading {}", dir.display()))?;
     let mut rng = rng::stream(args.seed, 0);

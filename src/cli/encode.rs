@@ -6,6 +6,7 @@ use anyhow::Context;
 use candle_core::{DType, Tensor};
 
 use crate::data::collate;
+use crate::model::kernels::{use_kernels, Kernels};
 use crate::model::resolve::resolve_model;
 use crate::model::tokenizer::TextTokenizer;
 use crate::model::{load_encoder, select_device, Ctx, ModelFiles};
@@ -29,6 +30,9 @@ pub struct EncodeArgs {
     /// cpu, cuda or metal.
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// `fused` CPU kernels, or the `portable` composed ops that CUDA and Metal run (on any device).
+    #[arg(long, value_enum, default_value_t = Kernels::Fused)]
+    kernels: Kernels,
 }
 
 pub fn run(args: &EncodeArgs) -> anyhow::Result<()> {
@@ -37,6 +41,7 @@ pub fn run(args: &EncodeArgs) -> anyhow::Result<()> {
     let files = ModelFiles::in_dir(&dir)?;
     let tokenizer = TextTokenizer::from_dir(&dir, args.max_len)?;
     let device = select_device(&args.device)?;
+    use_kernels(args.kernels);
     let (encoder, config) = load_encoder(&files, &device, DType::F32)?;
     tokenizer.check_vocab(config.vocab_size(), &dir)?;
 

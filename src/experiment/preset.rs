@@ -3,6 +3,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{LabelMap, TableSpec};
 use crate::method::{MethodName, MethodsConfig};
+use crate::model::kernels::Kernels;
 use crate::train::optim::AdamWConfig;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -130,6 +131,8 @@ pub struct TrainConfig {
     /// Stop the run after this many non-finite updates in a row (each one is skipped).
     pub max_bad_steps: usize,
     pub device: String,
+    /// `fused` CPU kernels, or the `portable` composed ops that GPUs run (to check that path on a CPU).
+    pub kernels: Kernels,
     pub optimizer: AdamWConfig,
 }
 
@@ -149,6 +152,7 @@ impl Default for TrainConfig {
             eval_batch_size: 64,
             max_bad_steps: 5,
             device: "cpu".into(),
+            kernels: Kernels::Fused,
             optimizer: AdamWConfig::default(),
         }
     }

@@ -126,6 +126,8 @@ impl Trainer {
         events: Sender<Event>,
     ) -> anyhow::Result<Self> {
         let train = &spec.preset.train;
+        // This thread builds every graph of the run: its kernel choice is the run's.
+        crate::model::kernels::use_kernels(train.kernels);
         let device = select_device(&train.device)?;
         let dir = resolve_model(&spec.model)?;
         let files = ModelFiles::in_dir(&dir)?;

@@ -9,6 +9,8 @@
 //!
 //! The kernels run on contiguous f32 CPU tensors. Each public entry point checks [`fused`] and otherwise
 //! runs the composed Candle ops (GPUs, half precision), which also serve as the reference in the tests.
+//! [`use_kernels`]`(Kernels::Portable)` makes a thread take the composed ops on the CPU too: exactly
+//! the code that CUDA and Metal run, testable on a machine without a GPU.
 pub mod activation;
 pub mod attention;
 pub mod dropout;
@@ -18,13 +20,40 @@ pub(crate) mod math;
 pub mod optim;
 pub mod softmax;
 
+use std::cell::Cell;
+
 use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, DType, Layout, Result, Storage, Tensor};
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 
-/// Whether the fused kernels handle this tensor: f32 on the CPU.
+/// Which implementation the kernels' entry points take for f32 CPU tensors (`train.kernels`,
+/// `--kernels`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Kernels {
+    /// The fused CPU kernels with hand-written backward passes.
+    #[default]
+    Fused,
+    /// The composed Candle ops that every other device and dtype runs.
+    Portable,
+}
+
+thread_local! {
+    /// Per thread, so that the trainer thread of a run and each test choose independently; the entry
+    /// points are called on the thread that builds the graph, never from inside a kernel's workers.
+    static PORTABLE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Makes the kernels called from this thread take `kernels` from now on.
+pub fn use_kernels(kernels: Kernels) {
+    PORTABLE.with(|portable| portable.set(kernels == Kernels::Portable));
+}
+
+/// Whether the fused kernels handle this tensor: f32 on the CPU, unless this thread asked for the
+/// portable path.
 pub fn fused(x: &Tensor) -> bool {
-    x.device().is_cpu() && x.dtype() == DType::F32
+    x.device().is_cpu() && x.dtype() == DType::F32 && !PORTABLE.with(Cell::get)
 }
 
 /// The contiguous f32 data of a CPU storage.
@@ -337,6 +366,23 @@ pub(crate) mod testing {
             let (g, w) = (got_grads.get(input).expect("gradient"), want_grads.get(input).expect("gradient"));
             assert_close(g, w, grad_tol, name);
         }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_portable_switch_turns_the_fused_path_off_for_this_thread_only() -> Result<()> {
+        let x = Tensor::zeros(4, DType::F32, &candle_core::Device::Cpu)?;
+        assert!(fused(&x));
+        use_kernels(Kernels::Portable);
+        assert!(!fused(&x));
+        assert!(std::thread::spawn(move || fused(&x)).join().expect("thread"), "another thread keeps its choice");
+        use_kernels(Kernels::Fused);
+        assert!(!fused(&Tensor::zeros(4, DType::F64, &candle_core::Device::Cpu)?));
         Ok(())
     }
 }
