@@ -94,3 +94,49 @@ fn collate_pads_to_the_longest_row() -> candle_core::Result<()> {
     assert!(collate(&[], 0, None, &Device::Cpu).is_err());
     Ok(())
 }
+
+/// Example lengths for 400 examples: 5 to 100 tokens, in no particular order.
+fn lengths() -> Vec<usize> {
+    (0..400).map(|i| 5 + (i * 37) % 96).collect()
+}
+
+/// Tokens of padding the batches of one epoch carry, padded to their longest example.
+fn padding(batches: &[Vec<usize>], lengths: &[usize]) -> usize {
+    batches
+        .iter()
+        .map(|b| b.iter().map(|&i| b.iter().map(|&j| lengths[j]).max().unwrap() - lengths[i]).sum::<usize>())
+        .sum()
+}
+
+#[test]
+fn grouping_by_length_pads_less_and_stays_a_seeded_permutation() {
+    let (lengths, per_epoch) = (lengths(), 400 / 8);
+    let mut plain = EpochSampler::new(400, 8, 3, false);
+    let mut grouped = EpochSampler::new(400, 8, 3, false);
+    grouped.group_by_length(lengths.clone());
+    let (plain, grouped_batches) = (batches(&mut plain, per_epoch), batches(&mut grouped, per_epoch));
+    let mut order = grouped_batches.concat();
+    order.sort_unstable();
+    assert_eq!(order, (0..400).collect::<Vec<_>>());
+    let (before, after) = (padding(&plain, &lengths), padding(&grouped_batches, &lengths));
+    assert!(after * 5 < before, "padding {after} tokens grouped against {before} shuffled");
+    // Windows of 400 / (4 · 8) = 12 batches: sorted, longest first, within each window only.
+    let window: Vec<usize> = grouped_batches[..12].concat();
+    assert!(window.windows(2).all(|w| lengths[w[0]] >= lengths[w[1]]));
+    assert!(lengths[grouped_batches[12][0]] > lengths[grouped_batches[11][7]], "windows are sorted apart");
+    let mut again = EpochSampler::new(400, 8, 3, false);
+    again.group_by_length(lengths);
+    assert_eq!(batches(&mut again, per_epoch), grouped_batches, "the order follows from the seed");
+}
+
+#[test]
+fn a_resumed_grouped_sampler_continues_identically() {
+    for done in [0, 7, 50, 61] {
+        let mut original = EpochSampler::new(400, 8, 11, false);
+        original.group_by_length(lengths());
+        batches(&mut original, done);
+        let mut resumed: EpochSampler = serde_json::from_str(&serde_json::to_string(&original).unwrap()).unwrap();
+        resumed.group_by_length(lengths());
+        assert_eq!(batches(&mut resumed, 60), batches(&mut original, 60), "after {done} batches");
+    }
+}

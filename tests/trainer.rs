@@ -189,3 +189,17 @@ fn a_skipped_update_still_reaches_its_scheduled_evaluation() {
     assert_eq!(dev_steps, [2, 4, 6]);
     assert_eq!(lines.iter().filter(|l| l["kind"] == "skipped").count(), 12);
 }
+
+/// Length-grouped batches resume mid-epoch exactly: the lengths come back from the data.
+#[test]
+fn a_resumed_length_grouped_run_equals_an_uninterrupted_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let preset = preset(dir.path(), "standard", "group_by_length = true\n");
+    let (whole, split) = (dir.path().join("whole"), dir.path().join("split"));
+    assert!(matches!(drive(&preset, &whole, false, None), Event::Finished { .. }));
+    assert!(matches!(drive(&preset, &split, false, Some((0, 3))), Event::Stopped { .. }));
+    assert!(matches!(drive(&preset, &split, true, None), Event::Finished { .. }));
+    let (a, b) = (run_path(&whole, &preset), run_path(&split, &preset));
+    assert_eq!(metrics(&a), metrics(&b), "metrics.jsonl differs after resuming");
+    assert_eq!(results(&a), results(&b), "results differ after resuming");
+}

@@ -9,11 +9,20 @@ pub const SAMPLER_STREAM: u64 = 0xDA7A;
 /// Each epoch draws from its own window of this many words of the sampler stream, so its order
 /// depends only on the seed and the epoch number (a shuffle of `n` items reads about `2n` words).
 const WORDS_PER_EPOCH: u128 = 1 << 40;
+/// The most batches in one length-sorted window under `group_by_length` (transformers' megabatch
+/// multiplier, with its limit of a quarter of the examples).
+pub const GROUP_WINDOW_BATCHES: usize = 50;
 
 /// Hands out the indices of `0..len` in batches, one shuffled pass per epoch.
 ///
 /// Only the position (`epoch`, `cursor`) is state: the shuffled order is rebuilt from the seed, so a
 /// sampler restored from a checkpoint continues with exactly the batches the original would give.
+///
+/// With example lengths ([`EpochSampler::group_by_length`]), each window of the shuffled order (at most
+/// [`GROUP_WINDOW_BATCHES`] batches, and at most a quarter of the examples) is sorted by length, longest
+/// first, so a batch holds examples of
+/// similar length and pads less (transformers' `group_by_length`). The windows still come in random
+/// order, and the order is still a function of the seed, the epoch and the lengths.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EpochSampler {
     len: usize,
@@ -22,6 +31,10 @@ pub struct EpochSampler {
     drop_last: bool,
     epoch: u64,
     cursor: usize,
+    /// Example lengths when batches are grouped by length. Not saved: a restored sampler gets them
+    /// again from the data (they follow from the dataset and the tokenizer).
+    #[serde(skip)]
+    lengths: Option<Vec<usize>>,
     /// The order of the epoch it was built for; rebuilt when `epoch` moves on.
     #[serde(skip)]
     order: Option<(u64, Vec<usize>)>,
@@ -31,7 +44,15 @@ impl EpochSampler {
     /// A sampler at the start of epoch 0. With `drop_last`, a final batch smaller than
     /// `batch_size` is skipped.
     pub fn new(len: usize, batch_size: usize, seed: u64, drop_last: bool) -> Self {
-        Self { len, batch_size, seed, drop_last, epoch: 0, cursor: 0, order: None }
+        Self { len, batch_size, seed, drop_last, epoch: 0, cursor: 0, lengths: None, order: None }
+    }
+
+    /// Groups batches by the examples' `lengths` (one per index) from now on; a sampler restored from
+    /// a checkpoint is given them again before its next batch.
+    pub fn group_by_length(&mut self, lengths: Vec<usize>) {
+        assert_eq!(lengths.len(), self.len, "one length per example");
+        self.lengths = Some(lengths);
+        self.order = None;
     }
 
     /// The epoch of the batch handed out last.
@@ -77,6 +98,12 @@ impl EpochSampler {
             rng.set_word_pos(u128::from(epoch) * WORDS_PER_EPOCH);
             let mut order: Vec<usize> = (0..self.len).collect();
             order.shuffle(&mut rng);
+            if let Some(lengths) = &self.lengths {
+                let batches = (self.len / (4 * self.batch_size).max(1)).clamp(1, GROUP_WINDOW_BATCHES);
+                let window = (batches * self.batch_size).max(1);
+                // A stable sort: ties keep their shuffled order.
+                order.chunks_mut(window).for_each(|w| w.sort_by_key(|&i| std::cmp::Reverse(lengths[i])));
+            }
             self.order = Some((epoch, order));
         }
         self.order.as_ref().map_or(&[], |(_, order)| order)

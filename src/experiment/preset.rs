@@ -133,6 +133,9 @@ pub struct TrainConfig {
     pub device: String,
     /// `fused` CPU kernels, or the `portable` composed ops that GPUs run (to check that path on a CPU).
     pub kernels: Kernels,
+    /// Batches of examples of similar length (less padding), from length-sorted windows of the
+    /// shuffled order, as transformers' `group_by_length`.
+    pub group_by_length: bool,
     pub optimizer: AdamWConfig,
 }
 
@@ -153,6 +156,7 @@ impl Default for TrainConfig {
             max_bad_steps: 5,
             device: "cpu".into(),
             kernels: Kernels::Fused,
+            group_by_length: false,
             optimizer: AdamWConfig::default(),
         }
     }

@@ -262,6 +262,11 @@ impl Trainer {
             let sampler_seed = self.spec.seed.wrapping_add(index as u64);
             self.state.sampler = EpochSampler::new(set_len, train.batch_size, sampler_seed, false);
         }
+        if train.group_by_length {
+            // Fresh or restored from a checkpoint alike: the lengths are not part of the saved state.
+            let lengths = stage_set(&self.data, stage).encoded.iter().map(|e| e.ids.len()).collect();
+            self.state.sampler.group_by_length(lengths);
+        }
         let mut updater = Updater::new(&self.model, train.optimizer.clone(), train.grad_clip)?;
         let mut method = method::build(self.spec.method, &self.spec.preset.methods, &self.model)?;
         if let Some(tensors) = &resumed {
