@@ -56,7 +56,7 @@ pub fn run(args: &EncodeArgs) -> anyhow::Result<()> {
     for chunk in encoded.chunks(args.batch_size) {
         let rows: Vec<_> = chunk.iter().map(|e| (e, 0u32)).collect();
         let batch = collate(&rows, tokenizer.pad_id(), Some(len), &device)?;
-        hidden.push(encoder.forward(&batch.inputs, &mut Ctx::eval(&mut rng))?);
+        hidden.push(encoder.forward(&batch.inputs, &mut Ctx::inference(&mut rng))?);
         ids.push(batch.inputs.input_ids.to_dtype(DType::I64)?);
         masks.push(batch.inputs.attention_mask.to_dtype(DType::I64)?);
     }

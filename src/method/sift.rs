@@ -143,6 +143,9 @@ impl Method for Sift {
     }
 
     fn eval_logits(&self, model: &Classifier, inputs: &Inputs, ctx: &mut Ctx) -> Result<Tensor> {
-        model.logits_from(Start::LayerNormInput(&normalized_ln_input(model, inputs)?), inputs, ctx)
+        let normalized = normalized_ln_input(model, inputs)?;
+        // In a frozen (inference) pass the tables are constants, as in `Classifier::logits_from`.
+        let normalized = if ctx.frozen { normalized.detach() } else { normalized };
+        model.logits_from(Start::LayerNormInput(&normalized), inputs, ctx)
     }
 }

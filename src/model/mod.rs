@@ -62,6 +62,13 @@ impl<'a> Ctx<'a> {
         Self { train: false, frozen: false, rng }
     }
 
+    /// Evaluation with frozen weights: no dropout, and nothing of the pass is tracked for a backward
+    /// pass (Candle has no no-grad mode; untracked inputs are its equivalent), so scoring a split
+    /// builds no graph.
+    pub fn inference(rng: &'a mut Rng) -> Self {
+        Self { train: false, frozen: true, rng }
+    }
+
     /// The same context with frozen weights, drawing from the same generator.
     pub fn frozen(&mut self) -> Ctx<'_> {
         Ctx { train: self.train, frozen: true, rng: &mut *self.rng }
@@ -105,6 +112,8 @@ pub trait Encoder: Send + Sync {
     fn forward(&self, inputs: &Inputs, ctx: &mut Ctx) -> Result<Tensor> {
         let words = self.word_embeddings(&inputs.input_ids)?;
         let s = self.layer_norm_input(&words, inputs)?;
+        // A frozen pass reads the embedding tables as constants too: its graph holds no weight.
+        let s = if ctx.frozen { s.detach() } else { s };
         let e = self.embedding_output(&s, inputs, ctx)?;
         self.encode(&e, inputs, ctx)
     }
@@ -214,13 +223,16 @@ impl Classifier {
     /// Logits `[B, C]`, starting the forward pass at `start`.
     pub fn logits_from(&self, start: Start, inputs: &Inputs, ctx: &mut Ctx) -> Result<Tensor> {
         let enc = &self.encoder;
+        // A frozen pass reads the embedding tables as constants too: its graph holds no weight.
+        let frozen = |s: Tensor| if ctx.frozen { s.detach() } else { s };
         let embedded = match start {
             Start::Embedded(e) => e.clone(),
             Start::LayerNormInput(s) => enc.embedding_output(s, inputs, ctx)?,
             Start::Words(w) => enc.embedding_output(&enc.layer_norm_input(w, inputs)?, inputs, ctx)?,
             Start::Ids => {
                 let words = enc.word_embeddings(&inputs.input_ids)?;
-                enc.embedding_output(&enc.layer_norm_input(&words, inputs)?, inputs, ctx)?
+                let s = frozen(enc.layer_norm_input(&words, inputs)?);
+                enc.embedding_output(&s, inputs, ctx)?
             }
         };
         self.head.forward(&enc.encode_first_token(&embedded, inputs, ctx)?, ctx)

@@ -23,14 +23,14 @@ pub fn evaluate(
     let mut confusion = Confusion::new(model.num_labels);
     let mut predicted = vec![0u32; set.len()];
     let mut loss_sum = 0f64;
-    // Eval mode draws no random numbers; the generator only satisfies the context.
+    // Inference draws no random numbers; the generator only satisfies the context.
     let mut rng = crate::rng::stream(0, 0);
     let mut by_length: Vec<usize> = (0..set.len()).collect();
     by_length.sort_by_key(|&i| set.encoded[i].ids.len());
     for chunk in by_length.chunks(batch_size.max(1)) {
         let rows: Vec<_> = chunk.iter().map(|&i| (&set.encoded[i], set.labels[i])).collect();
         let batch = collate(&rows, pad_id, None, device)?;
-        let logits = method.eval_logits(model, &batch.inputs, &mut Ctx::eval(&mut rng))?.to_dtype(DType::F32)?;
+        let logits = method.eval_logits(model, &batch.inputs, &mut Ctx::inference(&mut rng))?.to_dtype(DType::F32)?;
         let loss = candle_nn::loss::cross_entropy(&logits, &batch.labels)?.to_scalar::<f32>()?;
         loss_sum += loss as f64 * chunk.len() as f64;
         for (&i, p) in chunk.iter().zip(logits.argmax(D::Minus1)?.to_vec1::<u32>()?) {
@@ -75,6 +75,12 @@ mod tests {
             })
             .collect::<anyhow::Result<_>>()?;
         assert_eq!(predicted, alone);
+        // Scoring builds no graph: an inference pass tracks nothing, for plain models and SiFT's LN0.
+        let batch = collate(&[(&set.encoded[0], set.labels[0])], tokenizer.pad_id(), None, &Device::Cpu)?;
+        assert!(!model.logits(&batch.inputs, &mut Ctx::inference(&mut rng))?.track_op());
+        assert!(model.logits(&batch.inputs, &mut Ctx::eval(&mut rng))?.track_op());
+        let sift = crate::method::sift::Sift::new(Default::default());
+        assert!(!sift.eval_logits(&model, &batch.inputs, &mut Ctx::inference(&mut rng))?.track_op());
         let correct = alone.iter().zip(&set.labels).filter(|(p, g)| p == g).count();
         assert_eq!(scores.accuracy, correct as f64 / set.len() as f64);
         Ok(())
