@@ -16,6 +16,7 @@ pub mod deberta_v2;
 pub mod head;
 pub mod kernels;
 pub mod nn;
+mod hub;
 pub mod resolve;
 pub mod spm;
 pub mod tokenizer;

@@ -444,6 +444,12 @@ impl App {
             Ok(specs) => specs,
             Err(why) => return self.notify(Level::Error, why),
         };
+        if let Some(problems) = self.setup.offline_problems() {
+            let count = problems.lines().count();
+            let first = problems.lines().next().unwrap_or_default();
+            let more = if count > 1 { format!(" (and {} more in the Launch pane)", count - 1) } else { String::new() };
+            return self.notify(Level::Error, format!("cannot launch offline: {first}{more}"));
+        }
         let count = specs.len();
         let mut first = None;
         for spec in specs {
