@@ -76,9 +76,15 @@ impl Fresh {
         ] {
             command.args(["--set", set]);
         }
-        for name in
-            ["HF_HUB_CACHE", "XDG_CACHE_HOME", "HF_TOKEN", "HF_TOKEN_PATH", "HF_HUB_OFFLINE", "SIFT_OFFLINE", "SIFT_RUNS_DIR"]
-        {
+        for name in [
+            "HF_HUB_CACHE",
+            "XDG_CACHE_HOME",
+            "HF_TOKEN",
+            "HF_TOKEN_PATH",
+            "HF_HUB_OFFLINE",
+            "SIFT_OFFLINE",
+            "SIFT_RUNS_DIR",
+        ] {
             command.env_remove(name);
         }
         command
@@ -149,7 +155,8 @@ fn an_interrupt_during_the_download_stops_the_run_and_leaves_no_file() {
     serve_repo(&server, MODEL, "main", &fixture);
     // The Hub is slow to answer: the interrupt arrives while the run waits for config.json.
     let config = std::fs::read(fixture.join("config.json")).unwrap();
-    let slow = Reply::ok(config).header("X-Repo-Commit", COMMIT).header("ETag", "\"c0\"").delayed(Duration::from_secs(2));
+    let slow =
+        Reply::ok(config).header("X-Repo-Commit", COMMIT).header("ETag", "\"c0\"").delayed(Duration::from_secs(2));
     server.route(&format!("/{MODEL}/resolve/main/config.json"), vec![slow]);
     serve_datasets(&server);
     let fresh = Fresh::new();

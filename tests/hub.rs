@@ -94,8 +94,10 @@ fn a_clean_download_fills_the_cache_in_the_layout_python_shares() {
     // The token went to the Hub's routes, and the first request asked for the branch.
     let requests = server.requests();
     assert_eq!(requests[0].path, format!("/{REPO}/resolve/main/config.json"));
-    assert!(requests.iter().filter(|r| r.path.contains("/resolve/")).all(|r| r.authorization.as_deref()
-        == Some("Bearer hf_secret")));
+    assert!(requests
+        .iter()
+        .filter(|r| r.path.contains("/resolve/"))
+        .all(|r| r.authorization.as_deref() == Some("Bearer hf_secret")));
     assert!(requests.iter().any(|r| r.path == stores[0].1));
 
     // Found in the cache next time: nothing more is requested.

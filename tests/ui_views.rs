@@ -7,14 +7,14 @@ use std::time::{Duration, Instant};
 
 use insta::assert_snapshot;
 use ratatui::crossterm::event::KeyCode;
+use sift_tui::download::Transfer;
 use sift_tui::train::events::Event;
 use sift_tui::ui::app::{App, Mode, Msg, ResultsTable, View};
 use sift_tui::ui::form::SetupForm;
 use sift_tui::ui::keys::KeyMap;
 use sift_tui::ui::procstat::ProcessUsage;
-use sift_tui::ui::runs::RunState;
-use sift_tui::download::Transfer;
 use sift_tui::ui::runs::Level;
+use sift_tui::ui::runs::RunState;
 use ui_common::{code, console_app, console_app_with, eval, feed, key, render, scripted_source_stage, sources, step};
 
 const WIDTH: u16 = 120;
@@ -107,12 +107,9 @@ fn run_view_shows_the_download_as_the_first_phase() {
     let mut app = app_with_runs(&["quick__bert-cls__standard__s1"]);
     app.update(Msg::Started { run: 0 });
     let at = Instant::now();
-    let transfer = |file: &str, done: u64, total: u64, finished: bool| Event::Download(Transfer {
-        file: file.into(),
-        done,
-        total: Some(total),
-        finished,
-    });
+    let transfer = |file: &str, done: u64, total: u64, finished: bool| {
+        Event::Download(Transfer { file: file.into(), done, total: Some(total), finished })
+    };
     for event in [
         transfer("fixture/bert-cls/config.json", 0, 742, false),
         transfer("fixture/bert-cls/config.json", 742, 742, true),

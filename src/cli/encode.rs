@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use candle_core::{DType, Tensor};
 
-use crate::data::collate;
 use super::progress::DownloadBars;
+use crate::data::collate;
 use crate::model::resolve::{resolve_model_with, SearchEnv};
 use crate::model::tokenizer::TextTokenizer;
 use crate::model::{load_encoder, select_device, Ctx, ModelFiles};

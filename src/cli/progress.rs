@@ -15,11 +15,9 @@ impl DownloadBars {
     fn start(&mut self, transfer: &Transfer) {
         let bar = match transfer.total {
             Some(total) => ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr()).with_style(
-                ProgressStyle::with_template(
-                    "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ({eta})",
-                )
-                .expect("valid template")
-                .progress_chars("=> "),
+                ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ({eta})")
+                    .expect("valid template")
+                    .progress_chars("=> "),
             ),
             None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
                 .with_style(ProgressStyle::with_template("{msg} {bytes} {bytes_per_sec}").expect("valid template")),

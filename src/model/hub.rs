@@ -147,12 +147,15 @@ impl<'a> Hub<'a> {
                 metadata = read_metadata(&response)?;
             }
             if response.status().is_redirection() {
-                let location = header(&response, "location").with_context(|| format!("{url}: redirect without Location"))?;
+                let location =
+                    header(&response, "location").with_context(|| format!("{url}: redirect without Location"))?;
                 url = redirect_target(&url, location).with_context(|| format!("{url}: cannot follow `{location}`"))?;
                 continue;
             }
             let metadata = metadata.with_context(|| {
-                format!("{url}: no X-Repo-Commit and ETag headers; is HF_ENDPOINT a Hugging Face Hub or a mirror of it?")
+                format!(
+                    "{url}: no X-Repo-Commit and ETag headers; is HF_ENDPOINT a Hugging Face Hub or a mirror of it?"
+                )
             })?;
             return self.store(file, &url, metadata, response, progress).map(Some);
         }

@@ -7,9 +7,9 @@ use std::path::PathBuf;
 
 use crate::experiment::assets::{self, Item, Need, Sources};
 use crate::experiment::preset::Preset;
-use crate::model::resolve::Availability;
 use crate::experiment::sweep::RunSpec;
 use crate::method::MethodName;
+use crate::model::resolve::Availability;
 
 /// Models offered in the picker besides the preset's and the local ones.
 pub const KNOWN_MODELS: [&str; 4] = [

@@ -149,7 +149,8 @@ fn answer(mut stream: TcpStream, routes: &Routes, log: &Mutex<Vec<Request>>) {
         }
     };
     std::thread::sleep(reply.delay);
-    let mut header = format!("HTTP/1.1 {} X\r\nContent-Length: {}\r\nConnection: close\r\n", reply.status, reply.body.len());
+    let mut header =
+        format!("HTTP/1.1 {} X\r\nContent-Length: {}\r\nConnection: close\r\n", reply.status, reply.body.len());
     for (name, value) in &reply.headers {
         header.push_str(&format!("{name}: {value}\r\n"));
     }

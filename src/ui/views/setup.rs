@@ -97,11 +97,16 @@ fn draw_plan(frame: &mut Frame, area: Rect, app: &App) {
             lines.push(Line::from(""));
             lines.push(Line::from(Span::styled("Needs:", Style::new().add_modifier(Modifier::BOLD))));
             for need in &form.needs {
-                lines.push(Line::from(vec![Span::raw(format!("  {} ", need.item)), availability_span(&need.availability)]));
+                lines.push(Line::from(vec![
+                    Span::raw(format!("  {} ", need.item)),
+                    availability_span(&need.availability),
+                ]));
             }
             if let Some(problems) = form.offline_problems() {
                 lines.push(Line::from(""));
-                lines.extend(problems.lines().map(|line| Line::from(Span::styled(line.to_owned(), Style::new().fg(Color::Red)))));
+                lines.extend(
+                    problems.lines().map(|line| Line::from(Span::styled(line.to_owned(), Style::new().fg(Color::Red)))),
+                );
             }
         }
         (Err(why), _) => {
