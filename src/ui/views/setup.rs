@@ -24,11 +24,12 @@ fn draw_form(frame: &mut Frame, area: Rect, app: &App) {
     let mut lines = Vec::new();
     for (i, field) in form.fields.iter().enumerate() {
         let focused = i == form.focus;
-        let mut line = field_line(field, focused, form.editing.as_deref().filter(|_| focused));
+        lines.push(field_line(field, focused, form.editing.as_deref().filter(|_| focused)));
+        // On a line of its own: a model id can take the whole width.
         if let Some(availability) = form.model_availability().filter(|_| field.kind == FieldKind::Model) {
-            line.push_span(availability_span(availability));
+            let pad = Span::raw(" ".repeat(LABEL_WIDTH + 1));
+            lines.push(Line::from(vec![pad, availability_span(availability)]));
         }
-        lines.push(line);
         if let Some(error) = &field.error {
             let pad = " ".repeat(LABEL_WIDTH + 2);
             lines.push(Line::from(Span::styled(format!("{pad}{error}"), Style::new().fg(Color::Red))));
@@ -98,7 +99,7 @@ fn draw_plan(frame: &mut Frame, area: Rect, app: &App) {
             lines.push(Line::from(Span::styled("Needs:", Style::new().add_modifier(Modifier::BOLD))));
             for need in &form.needs {
                 lines.push(Line::from(vec![
-                    Span::raw(format!("  {} ", need.item)),
+                    Span::raw(format!("  {}:", need.item)),
                     availability_span(&need.availability),
                 ]));
             }
@@ -125,5 +126,5 @@ fn availability_span(availability: &Availability) -> Span<'static> {
         Availability::Download => Color::Yellow,
         Availability::MissingOffline => Color::Red,
     };
-    Span::styled(format!("  {availability}"), Style::new().fg(color))
+    Span::styled(format!(" {availability}"), Style::new().fg(color))
 }
