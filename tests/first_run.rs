@@ -9,33 +9,10 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use http_common::{serve_repo, zip_of, Reply, Server, COMMIT};
+use http_common::{serve_datasets, serve_repo, Reply, Server, COMMIT};
 use tempfile::TempDir;
 
 const MODEL: &str = "fixture/bert-cls";
-
-/// Tweets and sentences enough for a stratified dev split and a 10 % target fraction.
-fn serve_datasets(server: &Server) {
-    let mut tweets = String::from("id,label,tweet\n");
-    for i in 0..40 {
-        let label = u8::from(i % 4 == 0);
-        tweets.push_str(&format!("{i},{label},@user tweet number {i} #tag\n"));
-    }
-    server.route("/twitter/train_tweet.csv", vec![Reply::ok(tweets)]);
-    server.route("/twitter/test_tweets.csv", vec![Reply::ok("id,tweet\n99,#test\n")]);
-    let file = |name: &str| {
-        let lines: String = (0..20).map(|i| format!("{name} sentence {i} was fine.\t{}\n", i % 2)).collect();
-        lines.into_bytes()
-    };
-    let (amazon, imdb, yelp) = (file("amazon"), file("imdb"), file("yelp"));
-    let zip = zip_of(&[
-        ("sentiment labelled sentences/amazon_cells_labelled.txt", &amazon),
-        ("sentiment labelled sentences/imdb_labelled.txt", &imdb),
-        ("sentiment labelled sentences/yelp_labelled.txt", &yelp),
-        ("sentiment labelled sentences/readme.txt", b"cite the paper\n"),
-    ]);
-    server.route("/uci/sentiment+labelled+sentences.zip", vec![Reply::ok(zip)]);
-}
 
 /// Empty home, Hugging Face home, data, model and runs directories.
 struct Fresh {

@@ -24,7 +24,7 @@ pub struct Reply {
     pub body: Vec<u8>,
     /// Announce the whole body but hang up after this many bytes.
     pub cut_at: Option<usize>,
-    /// Wait this long before answering (the server answers nothing else meanwhile).
+    /// Wait this long between the headers and the body (the server answers nothing else meanwhile).
     pub delay: Duration,
 }
 
@@ -148,7 +148,6 @@ fn answer(mut stream: TcpStream, routes: &Routes, log: &Mutex<Vec<Request>>) {
             None => Reply::status(404),
         }
     };
-    std::thread::sleep(reply.delay);
     let mut header =
         format!("HTTP/1.1 {} X\r\nContent-Length: {}\r\nConnection: close\r\n", reply.status, reply.body.len());
     for (name, value) in &reply.headers {
@@ -156,6 +155,7 @@ fn answer(mut stream: TcpStream, routes: &Routes, log: &Mutex<Vec<Request>>) {
     }
     header.push_str("\r\n");
     let _ = stream.write_all(header.as_bytes());
+    std::thread::sleep(reply.delay);
     let sent = reply.cut_at.unwrap_or(reply.body.len());
     let _ = stream.write_all(&reply.body[..sent]);
 }
@@ -210,4 +210,29 @@ pub fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
         }
     }
     zip.finish().unwrap().into_inner()
+}
+
+/// Serves a small Twitter hate speech set (`/twitter/…`) and UCI sentiment zip (`/uci/…`), the
+/// mirrors `SIFT_FETCH_URL_TWITTER_HATE` and `SIFT_FETCH_URL_UCI_SENTIMENT` can point at: enough
+/// tweets and sentences for a stratified dev split and a 10 % target fraction.
+pub fn serve_datasets(server: &Server) {
+    let mut tweets = String::from("id,label,tweet\n");
+    for i in 0..40 {
+        let label = u8::from(i % 4 == 0);
+        tweets.push_str(&format!("{i},{label},@user tweet number {i} #tag\n"));
+    }
+    server.route("/twitter/train_tweet.csv", vec![Reply::ok(tweets)]);
+    server.route("/twitter/test_tweets.csv", vec![Reply::ok("id,tweet\n99,#test\n")]);
+    let file = |name: &str| {
+        let lines: String = (0..20).map(|i| format!("{name} sentence {i} was fine.\t{}\n", i % 2)).collect();
+        lines.into_bytes()
+    };
+    let (amazon, imdb, yelp) = (file("amazon"), file("imdb"), file("yelp"));
+    let zip = zip_of(&[
+        ("sentiment labelled sentences/amazon_cells_labelled.txt", &amazon),
+        ("sentiment labelled sentences/imdb_labelled.txt", &imdb),
+        ("sentiment labelled sentences/yelp_labelled.txt", &yelp),
+        ("sentiment labelled sentences/readme.txt", b"cite the paper\n"),
+    ]);
+    server.route("/uci/sentiment+labelled+sentences.zip", vec![Reply::ok(zip)]);
 }
