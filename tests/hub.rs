@@ -6,6 +6,7 @@ mod http_common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use http_common::{serve_repo, sha256, Reply, Server, COMMIT};
 use sift_tui::download::{Cancelled, Progress, Transfer};
@@ -121,9 +122,7 @@ fn a_dropped_connection_leaves_no_complete_looking_file_and_a_retry_succeeds() {
     let error = format!("{:#}", resolve_model_with(REPO, &env, &mut ()).unwrap_err());
 
     assert!(error.contains(store.as_str()), "{error}");
-    let files = tree(&repo_dir(cache.path()));
-    assert!(!files.iter().any(|f| f.contains("model.safetensors") || f.ends_with(".incomplete")), "{files:?}");
-    assert!(!files.contains(&format!("blobs/{}", sha256(&weights))), "{files:?}");
+    assert_nothing_looks_complete(cache.path(), &weights);
     assert_eq!(availability(REPO, &env), Availability::Download);
 
     let dir = resolve_model_with(REPO, &env, &mut ()).unwrap();
@@ -164,8 +163,43 @@ fn a_cancelled_download_stops_between_chunks_and_leaves_no_file() {
     let error = resolve_model_with(REPO, &env, &mut recorder).unwrap_err();
 
     assert!(error.is::<Cancelled>(), "{error:#}");
-    let files = tree(&repo_dir(cache.path()));
-    assert!(!files.iter().any(|f| f.contains("model.safetensors") || f.ends_with(".incomplete")), "{files:?}");
+    let weights = fs::read(common::fixture_model("bert-cls").join("model.safetensors")).unwrap();
+    assert_nothing_looks_complete(cache.path(), &weights);
+}
+
+/// No snapshot file and no blob of the weights, and a partial file (kept for a process that may be
+/// waiting on it) is empty.
+fn assert_nothing_looks_complete(cache: &Path, weights: &[u8]) {
+    let repo = repo_dir(cache);
+    let files = tree(&repo);
+    assert!(!files.iter().any(|f| f.starts_with("snapshots/") && f.ends_with("model.safetensors")), "{files:?}");
+    let blob = repo.join("blobs").join(sha256(weights));
+    assert!(!blob.exists(), "{files:?}");
+    let partial = blob.with_extension("incomplete");
+    assert!(!partial.exists() || fs::metadata(&partial).unwrap().len() == 0, "{files:?}");
+}
+
+#[test]
+fn processes_sharing_the_cache_take_turns_on_a_file() {
+    let server = Server::start(100);
+    let fixture = common::fixture_model("bert-cls");
+    let stores = serve_repo(&server, REPO, "main", &fixture);
+    let weights = fs::read(fixture.join("model.safetensors")).unwrap();
+    let (_, store) = stores.iter().find(|(file, _)| file == "model.safetensors").unwrap();
+    // Slow enough that the second download starts while the first one writes.
+    server.route(store, vec![Reply::ok(weights.clone()).delayed(Duration::from_millis(300))]);
+    let cache = TempDir::new().unwrap();
+    let env = hub_env(&server, cache.path());
+
+    let dirs: Vec<PathBuf> = std::thread::scope(|scope| {
+        let downloads: Vec<_> =
+            (0..2).map(|_| scope.spawn(|| resolve_model_with(REPO, &env, &mut ()).unwrap())).collect();
+        downloads.into_iter().map(|download| download.join().unwrap()).collect()
+    });
+
+    assert_eq!(dirs[0], dirs[1]);
+    assert_eq!(fs::read(dirs[0].join("model.safetensors")).unwrap(), weights);
+    assert!(!tree(&repo_dir(cache.path())).iter().any(|f| f.ends_with(".incomplete")));
 }
 
 #[test]

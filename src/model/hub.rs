@@ -10,12 +10,14 @@
 //!
 //! Each file is streamed into `blobs/<etag>.incomplete`, renamed when all its bytes are in, and
 //! only then linked into the snapshot, so an interrupted download leaves nothing that looks
-//! complete; the next attempt starts that file again. The weights come last, so a snapshot that
+//! complete; the next attempt starts that file again. Processes sharing the cache take turns on a
+//! file through a lock on its `.incomplete` file. The weights come last, so a snapshot that
 //! has weights has everything. The Hub's metadata (`X-Repo-Commit`, `X-Linked-Etag` or `ETag`,
 //! `X-Linked-Size`) is on its first answer, before the redirect to the file store, so redirects
 //! are followed here rather than by the HTTP client.
-use std::fs::{self, File};
+use std::fs::{self, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 
@@ -35,6 +37,8 @@ const TOKENIZER_FILES: [&str; 8] = [
 ];
 const MAX_REDIRECTS: usize = 5;
 const INCOMPLETE_SUFFIX: &str = ".incomplete";
+/// How often a process waiting for another one's download looks again (and checks for a cancel).
+const LOCK_POLL: Duration = Duration::from_millis(100);
 
 /// Downloads `repo` at `revision` into `cache` and returns the snapshot directory.
 pub(super) fn download(
@@ -180,36 +184,65 @@ impl<'a> Hub<'a> {
         if !blob.is_file() {
             // ureq gives no length for a body it decompresses.
             let size = metadata.size.or(response.body().content_length());
-            let partial = blob.with_file_name(format!("{}{INCOMPLETE_SUFFIX}", metadata.etag));
-            let written = write_body(response, &partial, &format!("{}/{file}", self.repo), size, progress)
-                .and_then(|()| fs::rename(&partial, &blob).map_err(|e| anyhow!("{}: {e}", blob.display())));
-            if let Err(e) = written {
-                let _ = fs::remove_file(&partial);
-                return Err(if e.is::<download::Cancelled>() { e } else { e.context(url.to_owned()) });
-            }
+            let label = format!("{}/{file}", self.repo);
+            download_blob(response, &blob, &label, size, progress).map_err(|e| {
+                if e.is::<download::Cancelled>() {
+                    e
+                } else {
+                    e.context(url.to_owned())
+                }
+            })?;
         }
         link(&blob, &pointer).with_context(|| format!("{}: cannot link the file", pointer.display()))?;
         Ok(pointer)
     }
 }
 
-/// Streams the body into `partial` and syncs it; a cancellation stays a [`download::Cancelled`].
-fn write_body(
+/// Streams the body into `<blob>.incomplete` and renames it to `blob` when every byte is in.
+///
+/// Processes sharing the cache (a job array) may fetch the same file at once: the partial file's
+/// lock lets one write it while the others wait and then take its blob. A failed or cancelled
+/// download truncates the partial file rather than removing it, as a waiting process holds it
+/// open; the next attempt reuses it.
+fn download_blob(
     response: ureq::http::Response<ureq::Body>,
-    partial: &Path,
+    blob: &Path,
     label: &str,
     size: Option<u64>,
     progress: &mut dyn Progress,
 ) -> anyhow::Result<()> {
-    let dir = partial.parent().context("a blob has a folder")?;
+    let dir = blob.parent().context("a blob has a folder")?;
     fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
-    let mut out = File::create(partial).with_context(|| format!("{}: cannot create", partial.display()))?;
+    let name = blob.file_name().context("a blob has a name")?.to_string_lossy();
+    let partial = dir.join(format!("{name}{INCOMPLETE_SUFFIX}"));
+    let cannot = |what: &str| format!("{}: cannot {what}", partial.display());
+    let mut out =
+        OpenOptions::new().write(true).create(true).truncate(false).open(&partial).with_context(|| cannot("open"))?;
+    loop {
+        match out.try_lock() {
+            Ok(()) => break,
+            Err(TryLockError::WouldBlock) if progress.cancelled() => return Err(download::Cancelled.into()),
+            Err(TryLockError::WouldBlock) => std::thread::sleep(LOCK_POLL),
+            Err(TryLockError::Error(e)) => return Err(e).with_context(|| cannot("lock")),
+        }
+    }
+    if blob.is_file() {
+        // Another process wrote it while this one waited; this file is a new, empty one.
+        let _ = fs::remove_file(&partial);
+        return Ok(());
+    }
+    out.set_len(0).with_context(|| cannot("truncate"))?;
     let mut body = response.into_body().into_reader();
-    match download::copy_body(&mut body, &mut out, label, size, u64::MAX, progress) {
-        Ok(_) => out.sync_all().with_context(|| format!("{}: cannot write", partial.display())),
+    let copied = match download::copy_body(&mut body, &mut out, label, size, u64::MAX, progress) {
+        Ok(_) => out.sync_all().with_context(|| cannot("write")),
         Err(BodyError::Cancelled(cancelled)) => Err(cancelled.into()),
         Err(e) => Err(anyhow!(e)),
+    };
+    if copied.is_err() {
+        let _ = out.set_len(0);
+        return copied;
     }
+    fs::rename(&partial, blob).with_context(|| format!("{}: cannot write", blob.display()))
 }
 
 /// The commit and etag of the first answer that names them.
@@ -247,11 +280,15 @@ fn origin(url: &str) -> &str {
     &url[..end]
 }
 
-/// Puts the blob at the snapshot path, replacing a dangling link of an interrupted attempt.
+/// Puts the blob at the snapshot path, replacing a dangling link of an interrupted attempt; a
+/// link another process made meanwhile is as good.
 fn link(blob: &Path, pointer: &Path) -> std::io::Result<()> {
     fs::create_dir_all(pointer.parent().unwrap_or(Path::new(".")))?;
     let _ = fs::remove_file(pointer);
-    place(blob, pointer)
+    match place(blob, pointer) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && pointer.is_file() => Ok(()),
+        placed => placed,
+    }
 }
 
 /// A relative link, as Python makes it.

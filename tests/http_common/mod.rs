@@ -1,5 +1,5 @@
 //! A small HTTP/1.1 server on 127.0.0.1 for the download tests (no external network): fixed routes,
-//! one request per connection, a log of what was asked. It stops by itself after [`LIFETIME`], when
+//! one request per connection, each on its own thread, a log of what was asked. It stops by itself after [`LIFETIME`], when
 //! dropped, or after a given number of requests.
 #![allow(dead_code)]
 use std::collections::HashMap;
@@ -90,7 +90,9 @@ impl Server {
             while served < max_requests && Instant::now() < deadline && !thread_stop.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((stream, _)) => {
-                        answer(stream, &thread_routes, &thread_log);
+                        // A thread per connection: clients downloading at once overlap here too.
+                        let (routes, log) = (thread_routes.clone(), thread_log.clone());
+                        std::thread::spawn(move || answer(stream, &routes, &log));
                         served += 1;
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
