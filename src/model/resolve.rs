@@ -93,7 +93,8 @@ impl SearchEnv {
     }
 }
 
-/// Where a model id would come from, without downloading anything.
+/// Where a model (or, for `experiment::assets`, a dataset) would come from, without downloading
+/// anything.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Availability {
     /// A directory path, or a directory on `SIFT_MODEL_PATH`.
