@@ -125,6 +125,7 @@ fn offline_every_missing_item_is_one_line_and_nothing_is_requested() {
     assert!(!fresh.path("runs").join("quick__bert-cls__standard__s1").exists());
 }
 
+#[cfg(unix)]
 #[test]
 fn an_interrupt_during_the_download_stops_the_run_and_leaves_no_file() {
     let server = Server::start(100);

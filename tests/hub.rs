@@ -80,8 +80,10 @@ fn a_clean_download_fills_the_cache_in_the_layout_python_shares() {
         assert_eq!(fs::read(dir.join(file)).unwrap(), fs::read(fixture.join(file)).unwrap(), "{file}");
     }
     let weights = fs::read(fixture.join("model.safetensors")).unwrap();
-    let blob = format!("../../blobs/{}", sha256(&weights));
-    assert_eq!(fs::read_link(dir.join("model.safetensors")).unwrap(), PathBuf::from(blob));
+    if cfg!(unix) {
+        let blob = format!("../../blobs/{}", sha256(&weights));
+        assert_eq!(fs::read_link(dir.join("model.safetensors")).unwrap(), PathBuf::from(blob));
+    }
     assert_eq!(fs::read_to_string(repo.join("refs/main")).unwrap(), COMMIT);
     assert!(!tree(&repo).iter().any(|f| f.ends_with(".incomplete")), "{:?}", tree(&repo));
     // The snapshot is a usable checkpoint.

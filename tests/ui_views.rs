@@ -7,7 +7,10 @@ use std::time::{Duration, Instant};
 
 use insta::assert_snapshot;
 use ratatui::crossterm::event::KeyCode;
+use sift_tui::data::fetch::DatasetId;
 use sift_tui::download::Transfer;
+use sift_tui::experiment::assets::Item;
+use sift_tui::model::resolve::Availability;
 use sift_tui::train::events::Event;
 use sift_tui::ui::app::{App, Mode, Msg, ResultsTable, View};
 use sift_tui::ui::form::SetupForm;
@@ -81,6 +84,26 @@ fn setup_view_offline_says_what_is_missing_and_launch_starts_nothing() {
     assert!(notice.text.starts_with("cannot launch offline: model sentence-transformers/all-MiniLM-L6-v2: not on"));
     assert!(notice.text.ends_with("(and 2 more in the Launch pane)"), "{}", notice.text);
     assert_snapshot!(render(&app, WIDTH, 30));
+}
+
+#[test]
+fn the_setup_view_looks_again_when_it_is_shown() {
+    let data = tempfile::tempdir().unwrap();
+    let mut sources = sources(false);
+    sources.data.dir = data.path().to_path_buf();
+    let mut app = console_app_with(vec![quick_preset()], Path::new("runs"), sources);
+    let twitter = |app: &App| app.setup.needs.iter().find(|n| n.item == Item::Dataset(DatasetId::TwitterHate)).cloned();
+    assert_eq!(twitter(&app).unwrap().availability, Availability::Download);
+
+    // A run downloads the dataset meanwhile.
+    std::fs::create_dir(data.path().join("twitter-hate")).unwrap();
+    std::fs::write(data.path().join("twitter-hate/train.csv"), "id,label,tweet\n1,0,hi\n").unwrap();
+    for _ in 0..app.views().len() {
+        app.update(code(KeyCode::Tab));
+    }
+
+    assert_eq!(app.view, View::Setup);
+    assert_eq!(twitter(&app).unwrap().availability, Availability::Local(data.path().join("twitter-hate")));
 }
 
 #[test]

@@ -377,6 +377,9 @@ impl App {
         let at = views.iter().position(|v| *v == self.view).unwrap_or(0);
         let next = if forward { (at + 1) % views.len() } else { (at + views.len() - 1) % views.len() };
         self.view = views[next];
+        if self.view == View::Setup {
+            self.setup.refresh_needs();
+        }
     }
 
     /// Pause, checkpoint and stop: for the active trainer, from any view.

@@ -274,7 +274,7 @@ impl SetupForm {
             return;
         }
         self.resolved = Preset::load(&path, &overrides).map_err(|e| format!("{e:#}"));
-        self.needs = self.resolved.as_ref().map_or_else(|_| Vec::new(), |preset| assets::needs(preset, &self.sources));
+        self.refresh_needs();
         match &self.resolved {
             Ok(preset) => self.set_run_options(&preset.runs()),
             Err(message) => {
@@ -346,6 +346,11 @@ impl SetupForm {
             *text = typed.trim().to_string();
         }
         self.resolve();
+    }
+
+    /// Looks again where the models and datasets are (a run may have downloaded them).
+    pub fn refresh_needs(&mut self) {
+        self.needs = self.resolved.as_ref().map_or_else(|_| Vec::new(), |preset| assets::needs(preset, &self.sources));
     }
 
     /// Where the sweep's model comes from, when it has one model.
