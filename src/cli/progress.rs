@@ -15,12 +15,15 @@ impl DownloadBars {
     fn start(&mut self, transfer: &Transfer) {
         let bar = match transfer.total {
             Some(total) => ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr()).with_style(
-                ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ({eta})")
-                    .expect("valid template")
-                    .progress_chars("=> "),
+                ProgressStyle::with_template(
+                    "{msg} [{bar:30}] {decimal_bytes}/{decimal_total_bytes} {decimal_bytes_per_sec} ({eta})",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
             ),
-            None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
-                .with_style(ProgressStyle::with_template("{msg} {bytes} {bytes_per_sec}").expect("valid template")),
+            None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()).with_style(
+                ProgressStyle::with_template("{msg} {decimal_bytes} {decimal_bytes_per_sec}").expect("valid template"),
+            ),
         };
         if bar.is_hidden() {
             let size = transfer.total.map(|total| format!(" ({})", bytes(total))).unwrap_or_default();
