@@ -11,6 +11,7 @@
 pub mod atomic;
 pub mod cli;
 pub mod data;
+pub mod download;
 pub mod experiment;
 pub mod method;
 pub mod model;

@@ -1,95 +1,28 @@
 //! `data fetch` against a tiny HTTP server on 127.0.0.1 (no external network): the files land in
 //! the readers' layout with their bytes unchanged, and failures (404, truncated or incomplete
 //! archives, files the readers reject, offline mode) leave no file behind.
-#![cfg(feature = "fetch")]
+mod http_common;
 
-use std::collections::HashMap;
-use std::io::{Cursor, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
 
+use http_common::{zip_of, Reply, Server};
 use sift_tui::data::fetch::{fetch, DatasetId, FetchError, FetchOptions};
 use sift_tui::data::{
     read_cola, read_twitter_hate, read_uci_sentiment, COLA_DEV_PATH, COLA_OUT_OF_DOMAIN_DEV_PATH, COLA_TRAIN_PATH,
     TWITTER_HATE_TRAIN_PATH, UCI_SENTIMENT_PATH,
 };
-use zip::write::SimpleFileOptions;
 
-/// How long a test server waits for its requests before it stops by itself.
-const SERVER_LIFETIME: Duration = Duration::from_secs(60);
 /// A port nothing listens on, for options that must not download anything.
 const NOWHERE: &str = "http://127.0.0.1:9/nowhere";
 
-/// What the server answers on one path; any other path gets a 404.
-#[derive(Clone)]
-enum Reply {
-    Body(Vec<u8>),
-    /// Announces `body.len()` bytes, sends the first `sent` of them, and hangs up.
-    CutShort {
-        body: Vec<u8>,
-        sent: usize,
-    },
-}
-
-/// Serves `routes` on 127.0.0.1, one request per connection, and stops after `max_requests`
-/// requests or [`SERVER_LIFETIME`]. Returns the server's base URL.
-fn serve(routes: Vec<(&str, Reply)>, max_requests: usize) -> String {
-    let routes: HashMap<String, Reply> = routes.into_iter().map(|(path, reply)| (path.to_owned(), reply)).collect();
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    listener.set_nonblocking(true).unwrap();
-    std::thread::spawn(move || {
-        let deadline = Instant::now() + SERVER_LIFETIME;
-        let mut served = 0;
-        while served < max_requests && Instant::now() < deadline {
-            match listener.accept() {
-                Ok((stream, _)) => {
-                    answer(stream, &routes);
-                    served += 1;
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(5)),
-                Err(_) => return,
-            }
-        }
-    });
-    base
-}
-
-fn answer(mut stream: TcpStream, routes: &HashMap<String, Reply>) {
-    let _ = stream.set_nonblocking(false);
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    let mut head = Vec::new();
-    let mut byte = [0u8];
-    while !head.ends_with(b"\r\n\r\n") && head.len() < 8192 && stream.read(&mut byte).is_ok_and(|n| n == 1) {
-        head.push(byte[0]);
+/// Serves `routes` (any other path gets a 404) and stops after `max_requests` requests.
+fn serve(routes: Vec<(&str, Reply)>, max_requests: usize) -> Server {
+    let server = Server::start(max_requests);
+    for (path, reply) in routes {
+        server.route(path, vec![reply]);
     }
-    let head = String::from_utf8_lossy(&head);
-    let path = head.split(' ').nth(1).unwrap_or("");
-    let (status, body, sent) = match routes.get(path) {
-        Some(Reply::Body(body)) => ("200 OK", body.as_slice(), body.len()),
-        Some(Reply::CutShort { body, sent }) => ("200 OK", body.as_slice(), *sent),
-        None => ("404 Not Found", b"not here".as_slice(), 8),
-    };
-    let header = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
-    let _ = stream.write_all(header.as_bytes());
-    let _ = stream.write_all(&body[..sent]);
-}
-
-/// A deflated zip of `entries`; names ending in `/` are folders.
-fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    let options = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
-    for (name, bytes) in entries {
-        if name.ends_with('/') {
-            zip.add_directory(*name, options).unwrap();
-        } else {
-            zip.start_file(*name, options).unwrap();
-            zip.write_all(bytes).unwrap();
-        }
-    }
-    zip.finish().unwrap().into_inner()
+    server
 }
 
 const COLA_TRAIN: &[u8] = b"gj04\t1\t\tOur friends won't buy this analysis.\nbc01\t0\t*\tThe more books I ask to whom he will give, the more he reads.\nbc01\t1\t\tHe said \"hi\".\n";
@@ -130,8 +63,8 @@ fn uci_zip() -> Vec<u8> {
 
 fn twitter_routes() -> Vec<(&'static str, Reply)> {
     vec![
-        ("/twitter/train_tweet.csv", Reply::Body(TWITTER_TRAIN.to_vec())),
-        ("/twitter/test_tweets.csv", Reply::Body(TWITTER_TEST.to_vec())),
+        ("/twitter/train_tweet.csv", Reply::ok(TWITTER_TRAIN.to_vec())),
+        ("/twitter/test_tweets.csv", Reply::ok(TWITTER_TEST.to_vec())),
     ]
 }
 
@@ -161,17 +94,18 @@ fn fetch_error(options: &FetchOptions) -> String {
 
 #[test]
 fn fetches_all_three_into_the_reader_layout_with_bytes_unchanged() {
-    let base = serve(
+    let server = serve(
         [
             vec![
-                ("/cola/cola_public_1.1.zip", Reply::Body(cola_zip())),
-                ("/uci/sentiment+labelled+sentences.zip", Reply::Body(uci_zip())),
+                ("/cola/cola_public_1.1.zip", Reply::ok(cola_zip())),
+                ("/uci/sentiment+labelled+sentences.zip", Reply::ok(uci_zip())),
             ],
             twitter_routes(),
         ]
         .concat(),
         4,
     );
+    let base = &server.base;
     let tmp = tempfile::tempdir().unwrap();
     let options = options_for(
         tmp.path(),
@@ -227,7 +161,8 @@ fn fetches_all_three_into_the_reader_layout_with_bytes_unchanged() {
 
 #[test]
 fn a_missing_file_names_its_url_and_leaves_no_file() {
-    let base = serve(vec![("/twitter/train_tweet.csv", Reply::Body(TWITTER_TRAIN.to_vec()))], 2);
+    let server = serve(vec![("/twitter/train_tweet.csv", Reply::ok(TWITTER_TRAIN.to_vec()))], 2);
+    let base = &server.base;
     let tmp = tempfile::tempdir().unwrap();
     let options = options_for(tmp.path(), &[(DatasetId::TwitterHate, format!("{base}/twitter"))]);
 
@@ -241,13 +176,14 @@ fn a_missing_file_names_its_url_and_leaves_no_file() {
 fn a_truncated_zip_is_an_error_and_leaves_no_file() {
     let whole = cola_zip();
     let half = whole[..whole.len() / 2].to_vec();
-    let base = serve(
+    let server = serve(
         vec![
-            ("/short/cola_public_1.1.zip", Reply::Body(half)),
-            ("/cut/cola_public_1.1.zip", Reply::CutShort { sent: whole.len() / 2, body: whole }),
+            ("/short/cola_public_1.1.zip", Reply::ok(half)),
+            ("/cut/cola_public_1.1.zip", Reply::ok(whole.clone()).cut_at(whole.len() / 2)),
         ],
         2,
     );
+    let base = &server.base;
     let tmp = tempfile::tempdir().unwrap();
     for (folder, cause) in [("short", "not a zip archive"), ("cut", "download failed")] {
         let options = options_for(tmp.path(), &[(DatasetId::Cola, format!("{base}/{folder}"))]);
@@ -267,13 +203,14 @@ fn an_archive_without_an_expected_file_or_with_a_rejected_file_is_an_error() {
         ("cola_public/raw/out_of_domain_dev.tsv", COLA_OUT_OF_DOMAIN),
         ("cola_public/README", b""),
     ]);
-    let base = serve(
+    let server = serve(
         vec![
-            ("/incomplete/cola_public_1.1.zip", Reply::Body(incomplete)),
-            ("/bad/cola_public_1.1.zip", Reply::Body(bad_label)),
+            ("/incomplete/cola_public_1.1.zip", Reply::ok(incomplete)),
+            ("/bad/cola_public_1.1.zip", Reply::ok(bad_label)),
         ],
         2,
     );
+    let base = &server.base;
     let tmp = tempfile::tempdir().unwrap();
     let cases = [
         ("incomplete", "the archive has no entry `raw/in_domain_dev.tsv`".to_owned()),
@@ -294,7 +231,8 @@ fn a_present_dataset_is_skipped_unless_forced() {
     std::fs::create_dir_all(train.parent().unwrap()).unwrap();
     std::fs::write(&train, "id,label,tweet\n1,0,mine\n").unwrap();
     // Two requests: the forced fetch's. A skip that downloaded would use them up.
-    let base = serve(twitter_routes(), 2);
+    let server = serve(twitter_routes(), 2);
+    let base = &server.base;
     let mut options = options_for(tmp.path(), &[(DatasetId::TwitterHate, format!("{base}/twitter"))]);
 
     let skipped = fetch(&options).unwrap();
@@ -347,8 +285,9 @@ fn sift_tui(args: &[&str], env: &[(&str, &str)]) -> Output {
 
 #[test]
 fn cli_fetches_with_overrides_and_exits_2_on_failure() {
-    let base =
-        serve([vec![("/uci/sentiment+labelled+sentences.zip", Reply::Body(uci_zip()))], twitter_routes()].concat(), 3);
+    let server =
+        serve([vec![("/uci/sentiment+labelled+sentences.zip", Reply::ok(uci_zip()))], twitter_routes()].concat(), 3);
+    let base = &server.base;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_str().unwrap();
     let uci_url = format!("uci-sentiment={base}/uci");

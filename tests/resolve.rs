@@ -2,7 +2,9 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use sift_tui::model::resolve::{local_models_in, resolve_model_in, weights_file, SearchEnv};
+use sift_tui::model::resolve::{
+    availability, local_models_in, resolve_model_in, split_revision, weights_file, Availability, SearchEnv, Token,
+};
 use tempfile::TempDir;
 
 /// Writes a minimal checkpoint (config + the given weights file) into `dir`.
@@ -30,6 +32,7 @@ fn env(model_path: &[&Path], cache: Option<&Path>) -> SearchEnv {
         model_path: model_path.iter().map(|p| p.to_path_buf()).collect(),
         hf_cache: cache.map(Path::to_path_buf),
         offline: true,
+        ..SearchEnv::default()
     }
 }
 
@@ -115,7 +118,7 @@ fn not_found_error_lists_every_place() {
         assert!(message.contains(&place.display().to_string()), "{place:?} not in: {message}");
     }
     assert!(message.contains("SIFT_MODEL_PATH"), "{message}");
-    assert!(message.contains("hub"), "{message}");
+    assert!(message.contains("download from the Hub (https://huggingface.co): skipped, offline"), "{message}");
 }
 
 #[test]
@@ -151,6 +154,20 @@ fn environment_variables_are_read() {
 
     let home_only = SearchEnv::from_vars(|name| (name == "HOME").then(|| "/home/u".to_string()));
     assert_eq!(home_only.hf_cache, Some(PathBuf::from("/home/u/.cache/huggingface/hub")));
+    assert_eq!(home_only.token_file, Some(PathBuf::from("/home/u/.cache/huggingface/token")));
+    assert_eq!(home_only.endpoint(), "https://huggingface.co");
+    assert_eq!(home_only.token, None);
+
+    let hub = SearchEnv::from_vars(|name| match name {
+        "HF_HOME" => Some("/hf".to_string()),
+        "HF_ENDPOINT" => Some("https://mirror.example/".to_string()),
+        "HF_TOKEN" => Some("hf_abc\n".to_string()),
+        _ => None,
+    });
+    assert_eq!(hub.endpoint(), "https://mirror.example");
+    assert_eq!(hub.token, Some(Token("hf_abc".into())));
+    assert_eq!(hub.token_file, Some(PathBuf::from("/hf/token")));
+    assert!(!format!("{hub:?}").contains("hf_abc"), "tokens are never printed");
 }
 
 #[test]
@@ -185,4 +202,41 @@ fn local_models_lists_search_path_and_cache() {
             ("org/cached".to_string(), snapshot),
         ]
     );
+}
+
+#[test]
+fn availability_says_where_a_model_would_come_from() {
+    let path = TempDir::new().unwrap();
+    let cache = TempDir::new().unwrap();
+    let local = checkpoint(&path.path().join("mini"), "model.safetensors");
+    let snapshot = cached(cache.path(), "org/cached", "r1");
+    let offline = env(&[path.path()], Some(cache.path()));
+    let online = SearchEnv { offline: false, ..offline.clone() };
+
+    assert_eq!(availability("org/mini", &offline), Availability::Local(local.clone()));
+    assert_eq!(availability("org/cached", &offline), Availability::Cached(snapshot));
+    assert_eq!(availability("org/absent", &offline), Availability::MissingOffline);
+    assert_eq!(availability("org/absent", &online), Availability::Download);
+    assert_eq!(Availability::Local(local.clone()).to_string(), format!("local {}", local.display()));
+    assert_eq!(Availability::MissingOffline.to_string(), "missing (offline)");
+}
+
+#[test]
+fn a_revision_is_looked_up_through_its_ref_or_as_a_commit() {
+    let cache = TempDir::new().unwrap();
+    let id = "org/model";
+    let main = cached(cache.path(), id, "1111");
+    let pinned = cached(cache.path(), id, "2222");
+    set_main_ref(cache.path(), id, "1111");
+    let refs = cache.path().join("models--org--model/refs");
+    fs::write(refs.join("v2"), "2222").unwrap();
+    let env = env(&[], Some(cache.path()));
+
+    assert_eq!(split_revision("org/model@v2"), ("org/model", Some("v2")));
+    assert_eq!(split_revision("org/model"), ("org/model", None));
+    assert_eq!(resolve_model_in("org/model", &env).unwrap(), main);
+    assert_eq!(resolve_model_in("org/model@v2", &env).unwrap(), pinned);
+    assert_eq!(resolve_model_in("org/model@2222", &env).unwrap(), pinned);
+    let message = resolve_model_in("org/model@v3", &env).unwrap_err().to_string();
+    assert!(message.contains("snapshots/v3 (revision v3"), "{message}");
 }

@@ -3,24 +3,31 @@
 //! is read back through a terminal emulator (`vt100`).
 //!
 //! Needs `SIFT_DATA_DIR` and `SIFT_MODEL_PATH` (CI sets them); skips with a reason otherwise.
+//! A first run on a fresh machine needs neither: it downloads the fixture model and small datasets
+//! from a Hub and mirror lookalike on 127.0.0.1, showing the download, then trains.
+mod common;
+mod http_common;
+
 use std::io::{Read, Write};
 use std::num::NonZeroU16;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use http_common::{serve_datasets, serve_repo, Reply, Server};
 use portable_pty::{native_pty_system, Child, CommandBuilder, MasterPty, PtySize};
 
 const ROWS: u16 = 45;
 const COLS: u16 = 150;
 
-/// `presets/quick.toml` cut down to one short run.
-fn write_preset(dir: &Path) -> PathBuf {
+/// `presets/quick.toml` cut down to one short run of `model`.
+fn write_preset(dir: &Path, model: &str) -> PathBuf {
     let quick = Path::new(env!("CARGO_MANIFEST_DIR")).join("presets/quick.toml");
     let mut preset: toml::Table = std::fs::read_to_string(quick).unwrap().parse().unwrap();
     let mut set = |table: &str, key: &str, value: toml::Value| {
         preset[table].as_table_mut().unwrap().insert(key.into(), value);
     };
+    set("sweep", "models", toml::Value::Array(vec![model.into()]));
     set("sweep", "methods", toml::Value::Array(vec!["standard".into()]));
     set("source", "limit", 64.into());
     set("target", "limit", 64.into());
@@ -43,7 +50,8 @@ struct Console {
 }
 
 impl Console {
-    fn start(dir: &Path, preset: &Path, runs_dir: &Path) -> Console {
+    /// The console on `preset`, in `dir`, with `env` added to the environment.
+    fn start(dir: &Path, preset: &Path, runs_dir: &Path, env: &[(&str, String)]) -> Console {
         let pair = native_pty_system()
             .openpty(PtySize { rows: ROWS, cols: COLS, pixel_width: 0, pixel_height: 0 })
             .expect("a pseudo-terminal");
@@ -56,6 +64,9 @@ impl Console {
         command.env("TERM", "xterm-256color");
         // No user key bindings.
         command.env("XDG_CONFIG_HOME", dir);
+        for (name, value) in env {
+            command.env(name, value);
+        }
         let child = pair.slave.spawn_command(command).expect("the binary starts");
         drop(pair.slave);
         let mut output = pair.master.try_clone_reader().expect("pty reader");
@@ -134,11 +145,11 @@ fn launch_chart_pause_checkpoint_and_quit_in_a_terminal() {
         }
     }
     let dir = tempfile::tempdir().unwrap();
-    let preset = write_preset(dir.path());
+    let preset = write_preset(dir.path(), "sentence-transformers/all-MiniLM-L6-v2");
     let runs_dir = dir.path().join("runs");
     let run_dir = runs_dir.join("quick__all-MiniLM-L6-v2__standard__s1");
     let minute = Duration::from_secs(60);
-    let mut console = Console::start(dir.path(), &preset, &runs_dir);
+    let mut console = Console::start(dir.path(), &preset, &runs_dir, &[]);
 
     console.wait_for("setup view", minute, |s| s.contains("Enter launches 1 run"));
     console.press("\r");
@@ -165,4 +176,60 @@ fn launch_chart_pause_checkpoint_and_quit_in_a_terminal() {
     assert!(status.success(), "exit status {status:?}");
     let metrics = std::fs::read_to_string(run_dir.join("metrics.jsonl")).unwrap();
     assert!(metrics.lines().any(|l| l.contains("\"kind\":\"step\"")), "{metrics}");
+}
+
+#[test]
+fn a_first_run_in_the_console_downloads_what_it_needs_then_trains() {
+    let server = Server::start(100);
+    let fixture = common::fixture_model("bert-cls");
+    let stores = serve_repo(&server, "fixture/bert-cls", "main", &fixture);
+    // A slow file store, so that the download phase stays on screen for a while.
+    let weights = std::fs::read(fixture.join("model.safetensors")).unwrap();
+    let (_, store) = stores.iter().find(|(file, _)| file == "model.safetensors").unwrap();
+    server.route(store, vec![Reply::ok(weights).delayed(Duration::from_millis(1500))]);
+    serve_datasets(&server);
+    let dir = tempfile::tempdir().unwrap();
+    let fresh = |name: &str| {
+        let path = dir.path().join(name);
+        std::fs::create_dir(&path).unwrap();
+        path.display().to_string()
+    };
+    let env = [
+        ("HOME", fresh("home")),
+        ("HF_HOME", fresh("hf")),
+        ("SIFT_DATA_DIR", fresh("data")),
+        ("SIFT_MODEL_PATH", fresh("models")),
+        ("HF_HUB_CACHE", String::new()),
+        ("XDG_CACHE_HOME", String::new()),
+        ("HF_HUB_OFFLINE", String::new()),
+        ("SIFT_OFFLINE", String::new()),
+        ("HF_TOKEN", String::new()),
+        ("HF_ENDPOINT", server.base.clone()),
+        ("SIFT_FETCH_URL_TWITTER_HATE", format!("{}/twitter", server.base)),
+        ("SIFT_FETCH_URL_UCI_SENTIMENT", format!("{}/uci", server.base)),
+    ];
+    let preset = write_preset(dir.path(), "fixture/bert-cls");
+    let minute = Duration::from_secs(60);
+    let mut console = Console::start(dir.path(), &preset, &dir.path().join("runs"), &env);
+
+    console.wait_for("the setup view's plan", minute, |s| {
+        s.contains("Enter launches 1 run") && s.contains("dataset twitter-hate: download")
+    });
+    console.press("\r");
+    console.wait_for("the download phase", minute, |s| {
+        s.contains(" download ") && s.contains("fixture/bert-cls/model.safetensors: 0 B / 143.6 kB (0 %)")
+    });
+    console.wait_for("the end of the run", 3 * minute, |s| s.contains("finished: "));
+    assert!(dir.path().join("data/twitter-hate/train.csv").is_file());
+
+    console.press("q");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = console.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(start.elapsed() < minute, "still running after q; screen:\n{}", console.contents());
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "exit status {status:?}");
 }

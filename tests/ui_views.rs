@@ -7,13 +7,18 @@ use std::time::{Duration, Instant};
 
 use insta::assert_snapshot;
 use ratatui::crossterm::event::KeyCode;
+use sift_tui::data::fetch::DatasetId;
+use sift_tui::download::Transfer;
+use sift_tui::experiment::assets::Item;
+use sift_tui::model::resolve::Availability;
 use sift_tui::train::events::Event;
 use sift_tui::ui::app::{App, Mode, Msg, ResultsTable, View};
 use sift_tui::ui::form::SetupForm;
 use sift_tui::ui::keys::KeyMap;
 use sift_tui::ui::procstat::ProcessUsage;
+use sift_tui::ui::runs::Level;
 use sift_tui::ui::runs::RunState;
-use ui_common::{code, console_app, eval, feed, key, render, scripted_source_stage, step};
+use ui_common::{code, console_app, console_app_with, eval, feed, key, render, scripted_source_stage, sources, step};
 
 const WIDTH: u16 = 120;
 const HEIGHT: u16 = 40;
@@ -70,6 +75,38 @@ fn setup_view_marks_a_bad_field() {
 }
 
 #[test]
+fn setup_view_offline_says_what_is_missing_and_launch_starts_nothing() {
+    let mut app = console_app_with(vec![quick_preset()], Path::new("runs"), sources(true));
+    app.update(code(KeyCode::Enter));
+    assert!(app.runs.is_empty());
+    let notice = app.notice.clone().expect("a notice");
+    assert_eq!(notice.level, Level::Error);
+    assert!(notice.text.starts_with("cannot launch offline: model sentence-transformers/all-MiniLM-L6-v2: not on"));
+    assert!(notice.text.ends_with("(and 2 more in the Launch pane)"), "{}", notice.text);
+    assert_snapshot!(render(&app, WIDTH, 30));
+}
+
+#[test]
+fn the_setup_view_looks_again_when_it_is_shown() {
+    let data = tempfile::tempdir().unwrap();
+    let mut sources = sources(false);
+    sources.data.dir = data.path().to_path_buf();
+    let mut app = console_app_with(vec![quick_preset()], Path::new("runs"), sources);
+    let twitter = |app: &App| app.setup.needs.iter().find(|n| n.item == Item::Dataset(DatasetId::TwitterHate)).cloned();
+    assert_eq!(twitter(&app).unwrap().availability, Availability::Download);
+
+    // A run downloads the dataset meanwhile.
+    std::fs::create_dir(data.path().join("twitter-hate")).unwrap();
+    std::fs::write(data.path().join("twitter-hate/train.csv"), "id,label,tweet\n1,0,hi\n").unwrap();
+    for _ in 0..app.views().len() {
+        app.update(code(KeyCode::Tab));
+    }
+
+    assert_eq!(app.view, View::Setup);
+    assert_eq!(twitter(&app).unwrap().availability, Availability::Local(data.path().join("twitter-hate")));
+}
+
+#[test]
 fn setup_view_without_presets() {
     let app = App::new(Mode::Console, SetupForm::new(Vec::new(), Vec::new()), KeyMap::default(), Path::new("runs"));
     assert_snapshot!(render(&app, 80, 16));
@@ -85,6 +122,25 @@ fn run_view_while_training() {
         event: Event::Warning("dev split has 3 examples of class 1".into()),
         at: Instant::now(),
     });
+    assert_snapshot!(render(&app, WIDTH, HEIGHT));
+}
+
+#[test]
+fn run_view_shows_the_download_as_the_first_phase() {
+    let mut app = app_with_runs(&["quick__bert-cls__standard__s1"]);
+    app.update(Msg::Started { run: 0 });
+    let at = Instant::now();
+    let transfer = |file: &str, done: u64, total: u64, finished: bool| {
+        Event::Download(Transfer { file: file.into(), done, total: Some(total), finished })
+    };
+    for event in [
+        transfer("fixture/bert-cls/config.json", 0, 742, false),
+        transfer("fixture/bert-cls/config.json", 742, 742, true),
+        transfer("fixture/bert-cls/model.safetensors", 0, 143_628, false),
+        transfer("fixture/bert-cls/model.safetensors", 50_000, 143_628, false),
+    ] {
+        app.update(Msg::Trainer { run: 0, event, at });
+    }
     assert_snapshot!(render(&app, WIDTH, HEIGHT));
 }
 

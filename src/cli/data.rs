@@ -1,6 +1,7 @@
 //! `sift-tui data fetch`: download the datasets into the data directory.
 use std::path::PathBuf;
 
+use super::progress::DownloadBars;
 use crate::data::data_dir;
 use crate::data::fetch::{fetch_dataset, DatasetId, FetchOptions, Fetched};
 
@@ -55,8 +56,9 @@ fn fetch(args: &FetchArgs) -> anyhow::Result<()> {
     options.only.clone_from(&args.only);
     options.force = args.force;
     options.base_urls.extend(args.base_urls.iter().cloned());
+    let mut bars = DownloadBars::default();
     for dataset in options.datasets() {
-        report(&fetch_dataset(dataset, &options)?);
+        report(&fetch_dataset(dataset, &options, &mut bars)?);
     }
     Ok(())
 }

@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use anyhow::Context;
 use candle_core::{DType, Tensor};
 
+use super::progress::DownloadBars;
 use crate::data::collate;
 use crate::model::kernels::{use_kernels, Kernels};
-use crate::model::resolve::resolve_model;
+use crate::model::resolve::{resolve_model_with, SearchEnv};
 use crate::model::tokenizer::TextTokenizer;
 use crate::model::{load_encoder, select_device, Ctx, ModelFiles};
 
@@ -37,7 +38,7 @@ pub struct EncodeArgs {
 
 pub fn run(args: &EncodeArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.batch_size > 0, "--batch-size must be positive");
-    let dir = resolve_model(&args.model)?;
+    let dir = resolve_model_with(&args.model, &SearchEnv::from_env(), &mut DownloadBars::default())?;
     let files = ModelFiles::in_dir(&dir)?;
     let tokenizer = TextTokenizer::from_dir(&dir, args.max_len)?;
     let device = select_device(&args.device)?;

@@ -1,8 +1,8 @@
 //! Command-line entry points: the console by default, and headless subcommands.
 pub mod bench;
-#[cfg(feature = "fetch")]
 mod data;
 mod encode;
+mod progress;
 mod run;
 mod slurm;
 mod table;
@@ -46,7 +46,6 @@ enum Command {
     /// Print an sbatch job-array script with one task per run of a preset.
     Slurm(slurm::SlurmArgs),
     /// Manage the datasets of the data directory (download them with `data fetch`).
-    #[cfg(feature = "fetch")]
     Data(data::DataArgs),
     /// Follow the runs of a runs directory that other processes write (live from metrics.jsonl).
     Watch(watch::WatchArgs),
@@ -104,7 +103,6 @@ pub fn main() -> ExitCode {
         Some(Command::Table(args)) => table::run(&args),
         Some(Command::Encode(args)) => encode::run(&args),
         Some(Command::Slurm(args)) => slurm::run(&args),
-        #[cfg(feature = "fetch")]
         Some(Command::Data(args)) => data::run(&args),
         Some(Command::Watch(args)) => watch::run(&args),
         Some(Command::Bench(args)) => bench::run(&args),

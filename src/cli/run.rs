@@ -8,6 +8,9 @@ use anyhow::Context;
 use crossbeam_channel::{select, Receiver};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::progress::DownloadBars;
+use crate::download::Progress;
+use crate::experiment::assets::{needs, offline_problems, Sources};
 use crate::experiment::preset::Preset;
 use crate::experiment::rundir::{runs_dir_default, RunBusy, RunDir};
 use crate::experiment::sweep::{list_runs, select as select_run, RunSpec};
@@ -57,6 +60,16 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         Some(k) => vec![select_run(&runs, k)?],
         None => runs,
     };
+    // Offline, everything missing is named before anything starts; online, each run downloads
+    // what it lacks as its first phase.
+    let needed = match &runs[..] {
+        [only] => &only.preset,
+        _ => &preset,
+    };
+    let sources = Sources::from_env();
+    if let Some(problems) = offline_problems(&needs(needed, &sources), &sources) {
+        anyhow::bail!("{problems}");
+    }
     let runs_dir = args.runs_dir.clone().unwrap_or_else(runs_dir_default);
     let interrupts = interrupt_channel()?;
     let count = runs.len();
@@ -126,6 +139,7 @@ fn drive(spec: RunSpec, run_dir: RunDir, resume: bool, interrupts: &Receiver<()>
             .expect("valid template")
             .progress_chars("=> "),
     );
+    let mut downloads = DownloadBars::default();
     let mut failure = None;
     let ending = loop {
         select! {
@@ -134,6 +148,7 @@ fn drive(spec: RunSpec, run_dir: RunDir, resume: bool, interrupts: &Receiver<()>
                 let _ = handle.commands.send(Command::Stop);
             }
             recv(handle.events) -> event => match event {
+                Ok(Event::Download(transfer)) => downloads.report(&transfer),
                 Ok(Event::Stage { name, total_steps, .. }) => {
                     bar.set_prefix(name);
                     bar.set_length(total_steps as u64);

@@ -13,17 +13,15 @@ use std::fmt;
 use std::fs;
 use std::io::{Cursor, Read};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
 use super::{read_cola, read_twitter_hate, read_uci_sentiment, DataError, Dataset};
+use crate::download::{self, BodyError, Progress};
 use crate::model::resolve::SearchEnv;
 
 /// The most bytes one download or one extracted file may hold; the largest real file is 3.1 MB.
 const MAX_FILE_BYTES: u64 = 64 << 20;
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(600);
 /// Prefix of the environment variables that replace a dataset's base URL.
 pub const URL_ENV_PREFIX: &str = "SIFT_FETCH_URL_";
 /// The folder, inside a dataset's directory, where its files wait until all of them are good.
@@ -252,6 +250,8 @@ impl Fetched {
 pub enum FetchError {
     #[error("{0}")]
     Offline(String),
+    #[error(transparent)]
+    Cancelled(#[from] download::Cancelled),
     #[error("{url}: {cause}")]
     Source { url: String, cause: String },
     #[error("{}: {source}", path.display())]
@@ -269,12 +269,16 @@ fn write_error(path: &Path) -> impl FnOnce(std::io::Error) -> FetchError + '_ {
 /// Fetches the selected datasets in order, stopping at the first failure (the datasets fetched
 /// before it stay complete, and a second run skips them).
 pub fn fetch(options: &FetchOptions) -> Result<Vec<Fetched>, FetchError> {
-    options.datasets().into_iter().map(|dataset| fetch_dataset(dataset, options)).collect()
+    options.datasets().into_iter().map(|dataset| fetch_dataset(dataset, options, &mut ())).collect()
 }
 
 /// Fetches one dataset into [`FetchOptions::dataset_dir`], unless it is present and `force` is not
-/// set.
-pub fn fetch_dataset(dataset: DatasetId, options: &FetchOptions) -> Result<Fetched, FetchError> {
+/// set, reporting each download to `progress`.
+pub fn fetch_dataset(
+    dataset: DatasetId,
+    options: &FetchOptions,
+    progress: &mut dyn Progress,
+) -> Result<Fetched, FetchError> {
     let dir = options.dataset_dir(dataset);
     if !needs_fetch(dataset, options) {
         return Ok(Fetched { dataset, dir, urls: Vec::new(), rows: Vec::new(), warnings: Vec::new() });
@@ -282,7 +286,7 @@ pub fn fetch_dataset(dataset: DatasetId, options: &FetchOptions) -> Result<Fetch
     if options.offline {
         return Err(FetchError::Offline(offline_message(options)));
     }
-    let downloads = download_files(dataset.spec(), options.base_url(dataset))?;
+    let downloads = download_files(dataset, options.base_url(dataset), progress)?;
     let created_dir = !dir.exists();
     let installed = install(dataset, &dir, &downloads);
     if installed.is_err() && created_dir {
@@ -294,9 +298,14 @@ pub fn fetch_dataset(dataset: DatasetId, options: &FetchOptions) -> Result<Fetch
 
 /// Whether `dataset` is to be downloaded: when forced, or when a file the project reads is missing.
 fn needs_fetch(dataset: DatasetId, options: &FetchOptions) -> bool {
-    let dir = options.dataset_dir(dataset);
-    let mut read_files = dataset.spec().files.iter().filter(|file| file.check.is_some());
-    options.force || !read_files.all(|file| dir.join(file.name).is_file())
+    options.force || !missing_files(dataset, &options.dir).is_empty()
+}
+
+/// The files of `dataset` that the project reads and the data directory `data_dir` lacks.
+pub fn missing_files(dataset: DatasetId, data_dir: &Path) -> Vec<PathBuf> {
+    let dir = data_dir.join(dataset.name());
+    let read_files = dataset.spec().files.iter().filter(|file| file.check.is_some());
+    read_files.map(|file| dir.join(file.name)).filter(|path| !path.is_file()).collect()
 }
 
 fn offline_message(options: &FetchOptions) -> String {
@@ -311,7 +320,7 @@ fn offline_message(options: &FetchOptions) -> String {
 }
 
 /// Where each file of `dataset` comes from and where it goes, for a person doing it by hand.
-fn manual_steps(dataset: DatasetId, options: &FetchOptions) -> String {
+pub fn manual_steps(dataset: DatasetId, options: &FetchOptions) -> String {
     let spec = dataset.spec();
     let base_url = options.base_url(dataset);
     let dir = options.dataset_dir(dataset);
@@ -341,21 +350,26 @@ struct Download {
 }
 
 /// Downloads the files of a dataset, or its archive and the files in it.
-fn download_files(spec: &'static DatasetSpec, base_url: &str) -> Result<Vec<Download>, FetchError> {
-    let agent = http_agent();
+fn download_files(
+    dataset: DatasetId,
+    base_url: &str,
+    progress: &mut dyn Progress,
+) -> Result<Vec<Download>, FetchError> {
+    let spec = dataset.spec();
+    let agent = download::agent(true);
     let Some(archive) = spec.archive else {
         return spec
             .files
             .iter()
             .map(|file| {
                 let url = join_url(base_url, file.origin);
-                let bytes = download(&agent, &url)?;
+                let bytes = download(&agent, &url, &format!("{dataset}/{}", file.origin), progress)?;
                 Ok(Download { file, url, bytes })
             })
             .collect();
     };
     let url = join_url(base_url, archive);
-    let bytes = download(&agent, &url)?;
+    let bytes = download(&agent, &url, &format!("{dataset}/{archive}"), progress)?;
     let mut zip =
         zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| source_error(&url, format!("not a zip archive: {e}")))?;
     spec.files
@@ -370,23 +384,17 @@ fn download_files(spec: &'static DatasetSpec, base_url: &str) -> Result<Vec<Down
         .collect()
 }
 
-fn http_agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .timeout_connect(Some(CONNECT_TIMEOUT))
-        .timeout_global(Some(DOWNLOAD_TIMEOUT))
-        .user_agent(concat!("sift-tui/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .new_agent()
-}
-
-fn download(agent: &ureq::Agent, url: &str) -> Result<Vec<u8>, FetchError> {
-    let describe = |error: ureq::Error| match error {
-        ureq::Error::StatusCode(status) => format!("the server answered HTTP {status}"),
-        ureq::Error::Io(error) => format!("download failed: {error}"),
-        other => format!("download failed: {other}"),
-    };
-    let mut response = agent.get(url).call().map_err(|e| source_error(url, describe(e)))?;
-    response.body_mut().with_config().limit(MAX_FILE_BYTES).read_to_vec().map_err(|e| source_error(url, describe(e)))
+/// The body at `url`, reported to `progress` as `label`.
+fn download(agent: &ureq::Agent, url: &str, label: &str, progress: &mut dyn Progress) -> Result<Vec<u8>, FetchError> {
+    let mut response = agent.get(url).call().map_err(|e| source_error(url, download::describe(&e)))?;
+    let size = response.body().content_length();
+    let mut bytes = Vec::new();
+    let mut body = response.body_mut().as_reader();
+    match download::copy_body(&mut body, &mut bytes, label, size, MAX_FILE_BYTES, progress) {
+        Ok(_) => Ok(bytes),
+        Err(BodyError::Cancelled(cancelled)) => Err(cancelled.into()),
+        Err(e) => Err(source_error(url, e)),
+    }
 }
 
 /// The bytes of the one archive entry whose path is `origin` or ends in `/origin`.

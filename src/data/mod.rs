@@ -4,7 +4,6 @@
 //! `data/README.md`; the `*_PATH` constants are relative to it.
 mod batch;
 mod error;
-#[cfg(feature = "fetch")]
 pub mod fetch;
 mod labels;
 mod readers;

@@ -29,7 +29,7 @@ pub(crate) struct Source {
 impl Source {
     /// Reads a file, skips its byte-order mark and rejects empty or binary files.
     pub fn open(path: &Path) -> Result<Self, DataError> {
-        let mut bytes = std::fs::read(path).map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
+        let mut bytes = std::fs::read(path).map_err(|error| DataError::Io { path: path.to_path_buf(), error })?;
         if bytes.starts_with(BYTE_ORDER_MARK) {
             bytes.drain(..BYTE_ORDER_MARK.len());
         }

@@ -1,4 +1,5 @@
 //! Presets, sweeps, run directories and the results table.
+pub mod assets;
 mod load;
 pub mod preset;
 pub mod results;

@@ -14,6 +14,7 @@ pub mod config;
 pub mod deberta;
 pub mod deberta_v2;
 pub mod head;
+mod hub;
 pub mod kernels;
 pub mod nn;
 pub mod resolve;

@@ -1,21 +1,27 @@
 //! Finding a checkpoint directory from a model id.
 //!
-//! `resolve_model("org/name")` looks, in order, at:
+//! `resolve_model("org/name")` (or `org/name@revision`) looks, in order, at:
 //! 1. `org/name` as a directory path;
 //! 2. the directories of `SIFT_MODEL_PATH` (colon-separated): `<dir>/name`, then `<dir>/org/name`;
 //! 3. the Hugging Face cache (`$HF_HUB_CACHE`, else `$HF_HOME/hub`, else
 //!    `$XDG_CACHE_HOME/huggingface/hub`, else `~/.cache/huggingface/hub`): the snapshot
-//!    `models--org--name/snapshots/<rev>` that `refs/main` names, or else the newest one;
-//! 4. with the `hub` feature and unless offline (`HF_HUB_OFFLINE` or `SIFT_OFFLINE`), a download
-//!    into that cache.
+//!    `models--org--name/snapshots/<commit>` that `refs/<revision>` names (`main` by default), or
+//!    else, for `main`, the newest complete one;
+//! 4. unless offline (`HF_HUB_OFFLINE` or `SIFT_OFFLINE`), a download from the Hub (`HF_ENDPOINT`)
+//!    into that cache ([`super::hub`]).
 //!
 //! A checkpoint directory holds `config.json` and `model.safetensors` or `pytorch_model.bin`.
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 use anyhow::bail;
 
+use crate::download::{Cancelled, Progress};
+
 /// The weight files a checkpoint may hold, preferred first.
-const WEIGHT_FILES: [&str; 2] = ["model.safetensors", "pytorch_model.bin"];
+pub(super) const WEIGHT_FILES: [&str; 2] = ["model.safetensors", "pytorch_model.bin"];
+/// The Hub, when `HF_ENDPOINT` names no mirror.
+pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
 
 /// Where models are looked for: the environment, read once, so that tests can pass their own.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -26,10 +32,28 @@ pub struct SearchEnv {
     pub hf_cache: Option<PathBuf>,
     /// Downloads are disabled.
     pub offline: bool,
+    /// The Hub or a mirror (`HF_ENDPOINT`); empty means [`DEFAULT_ENDPOINT`].
+    pub endpoint: String,
+    /// `HF_TOKEN`, which wins over the token file.
+    pub token: Option<Token>,
+    /// The token file that `huggingface-cli login` writes (`HF_TOKEN_PATH`, else `$HF_HOME/token`,
+    /// else `~/.cache/huggingface/token`); read only when a download needs it.
+    pub token_file: Option<PathBuf>,
+}
+
+/// An access token; never printed.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Token(pub String);
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token(…)")
+    }
 }
 
 impl SearchEnv {
-    /// Reads `SIFT_MODEL_PATH`, the Hugging Face cache variables and the offline switches.
+    /// Reads `SIFT_MODEL_PATH`, the Hugging Face cache, endpoint and token variables and the
+    /// offline switches.
     pub fn from_env() -> Self {
         Self::from_vars(|name| std::env::var_os(name).map(|v| v.to_string_lossy().into_owned()))
     }
@@ -40,27 +64,84 @@ impl SearchEnv {
         let model_path = set("SIFT_MODEL_PATH")
             .map(|p| p.split(':').filter(|d| !d.is_empty()).map(PathBuf::from).collect())
             .unwrap_or_default();
-        let hf_cache = set("HF_HUB_CACHE")
+        // `$HF_HOME`, else the XDG cache's or the home directory's `huggingface` folder.
+        let hf_home = set("HF_HOME")
             .map(PathBuf::from)
-            .or_else(|| set("HF_HOME").map(|home| Path::new(&home).join("hub")))
-            .or_else(|| set("XDG_CACHE_HOME").map(|cache| Path::new(&cache).join("huggingface/hub")))
-            .or_else(|| set("HOME").map(|home| Path::new(&home).join(".cache/huggingface/hub")));
+            .or_else(|| set("XDG_CACHE_HOME").map(|cache| Path::new(&cache).join("huggingface")))
+            .or_else(|| set("HOME").map(|home| Path::new(&home).join(".cache/huggingface")));
+        let hf_cache = set("HF_HUB_CACHE").map(PathBuf::from).or_else(|| hf_home.as_ref().map(|home| home.join("hub")));
         let is_true = |name: &str| {
             set(name).is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
         };
         let offline = is_true("HF_HUB_OFFLINE") || is_true("SIFT_OFFLINE");
-        Self { model_path, hf_cache, offline }
+        Self {
+            model_path,
+            hf_cache,
+            offline,
+            endpoint: set("HF_ENDPOINT").unwrap_or_default(),
+            token: set("HF_TOKEN").map(|token| Token(token.trim().to_owned())),
+            token_file: set("HF_TOKEN_PATH").map(PathBuf::from).or_else(|| hf_home.map(|home| home.join("token"))),
+        }
+    }
+
+    /// The Hub's base URL, without a trailing slash.
+    pub fn endpoint(&self) -> &str {
+        match self.endpoint.trim_end_matches('/') {
+            "" => DEFAULT_ENDPOINT,
+            endpoint => endpoint,
+        }
+    }
+}
+
+/// Where a model (or, for `experiment::assets`, a dataset) would come from, without downloading
+/// anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Availability {
+    /// A directory path, or a directory on `SIFT_MODEL_PATH`.
+    Local(PathBuf),
+    /// A snapshot in the Hugging Face cache.
+    Cached(PathBuf),
+    /// Not here; it will be downloaded.
+    Download,
+    /// Not here, and downloads are off.
+    MissingOffline,
+}
+
+impl fmt::Display for Availability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Local(dir) => write!(f, "local {}", dir.display()),
+            Self::Cached(_) => f.write_str("cached"),
+            Self::Download => f.write_str("download"),
+            Self::MissingOffline => f.write_str("missing (offline)"),
+        }
+    }
+}
+
+/// Where `id` would be found ([`resolve_model_with`] without the download).
+pub fn availability(id: &str, env: &SearchEnv) -> Availability {
+    match locate(id, env) {
+        Ok((dir, Found::Local)) => Availability::Local(dir),
+        Ok((dir, Found::Cached)) => Availability::Cached(dir),
+        Err(_) if env.offline => Availability::MissingOffline,
+        Err(_) => Availability::Download,
     }
 }
 
 /// Finds the checkpoint directory of a model id (see the module docs), downloading it when
 /// allowed; the error lists every place that was searched.
 pub fn resolve_model(id: &str) -> anyhow::Result<PathBuf> {
-    resolve_model_in(id, &SearchEnv::from_env())
+    resolve_model_with(id, &SearchEnv::from_env(), &mut ())
 }
 
 /// [`resolve_model`] with an explicit environment.
 pub fn resolve_model_in(id: &str, env: &SearchEnv) -> anyhow::Result<PathBuf> {
+    resolve_model_with(id, env, &mut ())
+}
+
+/// [`resolve_model_in`], reporting a download's progress. A cancelled download is an error that
+/// downcasts to [`Cancelled`].
+pub fn resolve_model_with(id: &str, env: &SearchEnv, progress: &mut dyn Progress) -> anyhow::Result<PathBuf> {
     let as_path = Path::new(id);
     if as_path.is_dir() {
         return match missing_parts(as_path) {
@@ -68,27 +149,70 @@ pub fn resolve_model_in(id: &str, env: &SearchEnv) -> anyhow::Result<PathBuf> {
             Some(missing) => bail!("{id}: not a checkpoint directory ({missing})"),
         };
     }
+    let mut looked = match locate(id, env) {
+        Ok((dir, _)) => return Ok(dir),
+        Err(looked) => looked,
+    };
+    let Some(cache) = env.hf_cache.as_deref().filter(|_| !env.offline) else {
+        let why = if env.offline {
+            "skipped, offline (HF_HUB_OFFLINE / SIFT_OFFLINE)"
+        } else {
+            "no cache directory to download into"
+        };
+        looked.push(format!("download from the Hub ({}): {why}", env.endpoint()));
+        bail!("{}", not_found_message(id, env, &looked))
+    };
+    let (repo, revision) = split_revision(id);
+    match super::hub::download(repo, revision.unwrap_or("main"), cache, env, progress) {
+        Ok(dir) => Ok(dir),
+        Err(e) if e.is::<Cancelled>() => Err(e),
+        Err(e) => {
+            looked.push(format!("download from the Hub ({}): {}", env.endpoint(), crate::report::report(&e)));
+            bail!("{}", not_found_message(id, env, &looked))
+        }
+    }
+}
+
+/// `org/name@revision` as the repository and the revision.
+pub fn split_revision(id: &str) -> (&str, Option<&str>) {
+    match id.rsplit_once('@') {
+        Some((repo, revision)) if !repo.is_empty() && !revision.is_empty() => (repo, Some(revision)),
+        _ => (id, None),
+    }
+}
+
+/// Where a found checkpoint is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Found {
+    Local,
+    Cached,
+}
+
+/// The checkpoint directory of `id` on disk, or the places looked at.
+fn locate(id: &str, env: &SearchEnv) -> Result<(PathBuf, Found), Vec<String>> {
+    let as_path = Path::new(id);
+    if as_path.is_dir() && missing_parts(as_path).is_none() {
+        return Ok((as_path.to_path_buf(), Found::Local));
+    }
+    let (repo, revision) = split_revision(id);
     let mut looked = Vec::new();
-    for dir in search_path_candidates(id, env) {
-        match missing_parts(&dir) {
-            None => return Ok(dir),
-            Some(missing) => looked.push(format!("{} ({missing})", dir.display())),
+    // A pinned revision only comes from the cache, where revisions are recorded.
+    if revision.is_none() {
+        for dir in search_path_candidates(repo, env) {
+            match missing_parts(&dir) {
+                None => return Ok((dir, Found::Local)),
+                Some(missing) => looked.push(format!("{} ({missing})", dir.display())),
+            }
         }
     }
     match &env.hf_cache {
-        Some(cache) => match cached_snapshot(cache, id) {
-            Ok(dir) => return Ok(dir),
+        Some(cache) => match cached_snapshot(cache, repo, revision.unwrap_or("main")) {
+            Ok(dir) => return Ok((dir, Found::Cached)),
             Err(why) => looked.push(why),
         },
         None => looked.push("the Hugging Face cache (HF_HUB_CACHE, HF_HOME and HOME are unset)".into()),
     }
-    match download(id, env) {
-        Ok(dir) => Ok(dir),
-        Err(why) => {
-            looked.push(why);
-            bail!("{}", not_found_message(id, env, &looked))
-        }
-    }
+    Err(looked)
 }
 
 /// The weights of a checkpoint directory: `model.safetensors`, else `pytorch_model.bin`.
@@ -134,7 +258,7 @@ pub fn local_models_in(env: &SearchEnv) -> Vec<(String, PathBuf)> {
             let Some(id) = entry.strip_prefix("models--").map(|repo| repo.replace("--", "/")) else {
                 continue;
             };
-            if let Ok(dir) = cached_snapshot(cache, &id) {
+            if let Ok(dir) = cached_snapshot(cache, &id, "main") {
                 add(id, dir);
             }
         }
@@ -143,7 +267,7 @@ pub fn local_models_in(env: &SearchEnv) -> Vec<(String, PathBuf)> {
 }
 
 /// What keeps `dir` from being a checkpoint directory, or `None` when it is one.
-fn missing_parts(dir: &Path) -> Option<String> {
+pub(super) fn missing_parts(dir: &Path) -> Option<String> {
     if !dir.is_dir() {
         return Some("no such directory".into());
     }
@@ -168,16 +292,24 @@ fn search_path_candidates(id: &str, env: &SearchEnv) -> Vec<PathBuf> {
         .collect()
 }
 
-/// The cached snapshot of a model, or why there is none (naming the paths looked at).
-fn cached_snapshot(cache: &Path, id: &str) -> Result<PathBuf, String> {
+/// The cached snapshot of a model at `revision` (a branch or tag that `refs/` names, or a commit),
+/// or why there is none (naming the paths looked at).
+fn cached_snapshot(cache: &Path, id: &str, revision: &str) -> Result<PathBuf, String> {
     let repo = cache.join(format!("models--{}", id.replace('/', "--")));
     let snapshots = repo.join("snapshots");
-    let main_ref = repo.join("refs").join("main");
-    if let Ok(revision) = std::fs::read_to_string(&main_ref) {
-        let dir = snapshots.join(revision.trim());
+    let named_ref = repo.join("refs").join(revision);
+    if let Ok(commit) = std::fs::read_to_string(&named_ref) {
+        let dir = snapshots.join(commit.trim());
         return match missing_parts(&dir) {
             None => Ok(dir),
-            Some(missing) => Err(format!("{} (named by {}: {missing})", dir.display(), main_ref.display())),
+            Some(missing) => Err(format!("{} (named by {}: {missing})", dir.display(), named_ref.display())),
+        };
+    }
+    if revision != "main" {
+        let dir = snapshots.join(revision);
+        return match missing_parts(&dir) {
+            None => Ok(dir),
+            Some(missing) => Err(format!("{} (revision {revision}: {missing})", dir.display())),
         };
     }
     newest_complete_snapshot(&snapshots)
@@ -219,70 +351,8 @@ fn not_found_message(id: &str, env: &SearchEnv, looked: &[String]) -> String {
     message.push_str(
         "To fix: put the checkpoint (config.json, model.safetensors or pytorch_model.bin, and the tokenizer \
          files) in a directory `<dir>/<name>` and add `<dir>` to SIFT_MODEL_PATH (colon-separated), pass the \
-         checkpoint directory itself, or build with `--features hub` and stay online (unset HF_HUB_OFFLINE / \
-         SIFT_OFFLINE) to download it into the Hugging Face cache.",
+         checkpoint directory itself, or stay online (unset HF_HUB_OFFLINE / SIFT_OFFLINE) to download it into \
+         the Hugging Face cache.",
     );
     message
-}
-
-/// Downloads a model into the Hugging Face cache; the error says why it was not downloaded.
-#[cfg(feature = "hub")]
-fn download(id: &str, env: &SearchEnv) -> Result<PathBuf, String> {
-    if env.offline {
-        return Err("download from the Hugging Face Hub: skipped, offline (HF_HUB_OFFLINE / SIFT_OFFLINE)".into());
-    }
-    hub::download(id, env.hf_cache.as_deref()).map_err(|e| format!("download from the Hugging Face Hub: {e:#}"))
-}
-
-#[cfg(not(feature = "hub"))]
-fn download(_id: &str, _env: &SearchEnv) -> Result<PathBuf, String> {
-    Err("download from the Hugging Face Hub: not available, sift-tui was built without the `hub` feature".into())
-}
-
-#[cfg(feature = "hub")]
-mod hub {
-    use std::path::{Path, PathBuf};
-
-    use anyhow::Context;
-    use hf_hub::api::sync::{ApiBuilder, ApiRepo};
-
-    /// Tokenizer file sets in order of preference; the first complete set is downloaded.
-    const TOKENIZER_SETS: [&[&str]; 4] =
-        [&["tokenizer.json"], &["spm.model"], &["vocab.json", "merges.txt"], &["vocab.txt"]];
-
-    /// Fetches config, weights and tokenizer files; returns the snapshot directory.
-    pub(super) fn download(id: &str, cache: Option<&Path>) -> anyhow::Result<PathBuf> {
-        // `from_env` honours HF_ENDPOINT and the saved token; the cache is the one searched above.
-        let mut builder = ApiBuilder::from_env().with_progress(false);
-        if let Some(cache) = cache {
-            builder = builder.with_cache_dir(cache.to_path_buf());
-        }
-        let repo = builder.build().context("cannot set up the hub client")?.model(id.to_string());
-        let config = repo.get("config.json").with_context(|| format!("{id}: cannot fetch config.json"))?;
-        first_available(&repo, super::WEIGHT_FILES.iter().map(std::slice::from_ref))
-            .with_context(|| format!("{id}: no {} on the hub", super::WEIGHT_FILES.join(" or ")))?;
-        first_available(&repo, TOKENIZER_SETS).with_context(|| {
-            format!(
-                "{id}: no tokenizer files (tokenizer.json, spm.model, vocab.json + merges.txt, vocab.txt) on the hub"
-            )
-        })?;
-        // Optional: only some checkpoints ship it, so a failure is no error.
-        repo.get("tokenizer_config.json").ok();
-        config
-            .parent()
-            .map(Path::to_path_buf)
-            .with_context(|| format!("{}: downloaded config.json has no parent directory", config.display()))
-    }
-
-    /// Downloads the first set whose files all exist; the error is the last failure.
-    fn first_available<'a>(repo: &ApiRepo, sets: impl IntoIterator<Item = &'a [&'a str]>) -> anyhow::Result<()> {
-        let mut last_error = None;
-        for set in sets {
-            match set.iter().try_for_each(|file| repo.get(file).map(drop)) {
-                Ok(()) => return Ok(()),
-                Err(e) => last_error = Some(e),
-            }
-        }
-        Err(last_error.map_or_else(|| anyhow::anyhow!("nothing to download"), anyhow::Error::from))
-    }
 }

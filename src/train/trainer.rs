@@ -16,17 +16,18 @@ use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError};
 
 use super::checkpoint::{self, Best, TrainState};
 use super::evaluate::evaluate;
-use super::events::{Command, EvalMetrics, Event, MetricsLine, Scores, StepMetrics};
+use super::events::{Command, DownloadEvents, EvalMetrics, Event, MetricsLine, Scores, StepMetrics};
 use super::optim::AdamW;
 use super::prepare::{fraction_label, prepare, LabeledSet, Prepared};
 use super::schedule::LinearSchedule;
 use super::update::Updater;
 use crate::data::{collate, EpochSampler};
+use crate::download::Cancelled;
+use crate::experiment::assets::{self, Sources};
 use crate::experiment::results::{ColumnResult, RunResults};
 use crate::experiment::rundir::RunDir;
 use crate::experiment::sweep::RunSpec;
 use crate::method::{self, Method, Progress};
-use crate::model::resolve::resolve_model;
 use crate::model::tokenizer::TextTokenizer;
 use crate::model::{select_device, Classifier, ModelFiles};
 use crate::rng;
@@ -55,6 +56,10 @@ pub fn spawn(spec: RunSpec, run_dir: RunDir, resume: bool) -> TrainerHandle {
             }));
             let failure = match outcome {
                 Ok(Ok(())) => return,
+                Ok(Err(e)) if e.is::<Cancelled>() => {
+                    let _ = events.send(Event::Stopped { checkpoint: None });
+                    return;
+                }
                 Ok(Err(e)) => crate::report::report(&e),
                 Err(panic) => format!("the trainer panicked: {}", panic_message(&panic)),
             };
@@ -129,7 +134,9 @@ impl Trainer {
         // This thread builds every graph of the run: its kernel choice is the run's.
         crate::model::kernels::use_kernels(train.kernels);
         let device = select_device(&train.device)?;
-        let dir = resolve_model(&spec.model)?;
+        // The first phase: whatever the run lacks is downloaded, and `Stop` cancels it.
+        let downloads = &mut DownloadEvents { events: &events, commands: &commands };
+        let dir = assets::ensure(&spec.preset, &spec.model, &Sources::from_env(), downloads)?;
         let files = ModelFiles::in_dir(&dir)?;
         let tokenizer = TextTokenizer::from_dir(&dir, train.max_len)?;
         let data = prepare(&spec.preset, &tokenizer)?;

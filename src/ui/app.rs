@@ -377,6 +377,9 @@ impl App {
         let at = views.iter().position(|v| *v == self.view).unwrap_or(0);
         let next = if forward { (at + 1) % views.len() } else { (at + views.len() - 1) % views.len() };
         self.view = views[next];
+        if self.view == View::Setup {
+            self.setup.refresh_needs();
+        }
     }
 
     /// Pause, checkpoint and stop: for the active trainer, from any view.
@@ -444,6 +447,12 @@ impl App {
             Ok(specs) => specs,
             Err(why) => return self.notify(Level::Error, why),
         };
+        if let Some(problems) = self.setup.offline_problems() {
+            let count = problems.lines().count();
+            let first = problems.lines().next().unwrap_or_default();
+            let more = if count > 1 { format!(" (and {} more in the Launch pane)", count - 1) } else { String::new() };
+            return self.notify(Level::Error, format!("cannot launch offline: {first}{more}"));
+        }
         let count = specs.len();
         let mut first = None;
         for spec in specs {

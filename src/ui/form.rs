@@ -5,9 +5,11 @@
 //! the key. A field only checks its own syntax (a number, a list); ranges are the preset's rules.
 use std::path::PathBuf;
 
+use crate::experiment::assets::{self, Item, Need, Sources};
 use crate::experiment::preset::Preset;
 use crate::experiment::sweep::RunSpec;
 use crate::method::MethodName;
+use crate::model::resolve::Availability;
 
 /// Models offered in the picker besides the preset's and the local ones.
 pub const KNOWN_MODELS: [&str; 4] = [
@@ -161,12 +163,21 @@ pub struct SetupForm {
     pub editing: Option<String>,
     /// The preset with the form's overrides, or why it cannot be used.
     pub resolved: Result<Preset, String>,
+    /// Where models and datasets are found and fetched from.
+    sources: Sources,
+    /// The models and datasets of the resolved preset, and where each would come from.
+    pub needs: Vec<Need>,
 }
 
 impl SetupForm {
     /// A form over the preset files `presets` (the first is loaded), offering `models` besides the
     /// known ones.
     pub fn new(presets: Vec<PathBuf>, models: Vec<String>) -> Self {
+        Self::with_sources(presets, models, Sources::from_env())
+    }
+
+    /// [`SetupForm::new`] with explicit model and data sources instead of the environment's.
+    pub fn with_sources(presets: Vec<PathBuf>, models: Vec<String>, sources: Sources) -> Self {
         let mut form = Self {
             presets,
             models,
@@ -174,6 +185,8 @@ impl SetupForm {
             focus: 0,
             editing: None,
             resolved: Err("no preset: start with --preset FILE, or run where presets/*.toml are".into()),
+            sources,
+            needs: Vec::new(),
         };
         form.load_preset(0);
         form
@@ -261,6 +274,7 @@ impl SetupForm {
             return;
         }
         self.resolved = Preset::load(&path, &overrides).map_err(|e| format!("{e:#}"));
+        self.refresh_needs();
         match &self.resolved {
             Ok(preset) => self.set_run_options(&preset.runs()),
             Err(message) => {
@@ -332,6 +346,25 @@ impl SetupForm {
             *text = typed.trim().to_string();
         }
         self.resolve();
+    }
+
+    /// Looks again where the models and datasets are (a run may have downloaded them).
+    pub fn refresh_needs(&mut self) {
+        self.needs = self.resolved.as_ref().map_or_else(|_| Vec::new(), |preset| assets::needs(preset, &self.sources));
+    }
+
+    /// Where the sweep's model comes from, when it has one model.
+    pub fn model_availability(&self) -> Option<&Availability> {
+        let mut models = self.needs.iter().filter(|need| matches!(need.item, Item::Model(_)));
+        match (models.next(), models.next()) {
+            (Some(only), None) => Some(&only.availability),
+            _ => None,
+        }
+    }
+
+    /// What is missing while downloads are off, one line each; a launch refuses to start then.
+    pub fn offline_problems(&self) -> Option<String> {
+        assets::offline_problems(&self.needs, &self.sources)
     }
 
     /// The runs a launch would queue, or why there are none.

@@ -2,6 +2,7 @@
 //! from the trainer's events (or, in watch mode, from its metrics file).
 use std::time::{Duration, Instant};
 
+use crate::download::{self, Transfer};
 use crate::experiment::preset::Metric;
 use crate::experiment::sweep::RunSpec;
 use crate::train::events::{EvalMetrics, Event, Scores, StepMetrics};
@@ -100,6 +101,8 @@ pub struct RunState {
     pub spec: Option<RunSpec>,
     pub status: RunStatus,
     pub stage: Option<StageState>,
+    /// The latest download report, before the first stage.
+    pub download: Option<Transfer>,
     pub last_step: Option<StepMetrics>,
     /// Updates of the stages before the current one, so x grows across stages.
     x_offset: f64,
@@ -118,6 +121,7 @@ impl RunState {
             spec,
             status: RunStatus::Queued,
             stage: None,
+            download: None,
             last_step: None,
             x_offset: 0.0,
             loss: Vec::new(),
@@ -163,6 +167,7 @@ impl RunState {
 
     pub(super) fn on_event(&mut self, event: Event, at: Instant) {
         match event {
+            Event::Download(transfer) => self.on_download(transfer),
             Event::Stage { name, index, count, total_steps } => self.enter_stage(name, index, count, total_steps),
             Event::Step(metrics) => self.on_step(metrics, at),
             Event::Eval(eval) => self.on_eval(eval),
@@ -193,6 +198,16 @@ impl RunState {
                 self.status = RunStatus::Failed(message);
             }
         }
+    }
+
+    fn on_download(&mut self, transfer: Transfer) {
+        if transfer.finished {
+            self.say(Level::Good, format!("downloaded {} ({})", transfer.file, download::bytes(transfer.done)));
+        } else if transfer.done == 0 {
+            let size = transfer.total.map(|total| format!(" ({})", download::bytes(total))).unwrap_or_default();
+            self.say(Level::Info, format!("downloading {}{size}", transfer.file));
+        }
+        self.download = Some(transfer);
     }
 
     fn enter_stage(&mut self, name: String, index: usize, count: usize, total_steps: usize) {

@@ -7,6 +7,9 @@ use std::time::{Duration, Instant};
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
+use sift_tui::data::fetch::FetchOptions;
+use sift_tui::experiment::assets::Sources;
+use sift_tui::model::resolve::SearchEnv;
 use sift_tui::train::events::{EvalMetrics, Event, Scores, StepMetrics};
 use sift_tui::ui::app::{App, Mode, Msg};
 use sift_tui::ui::form::SetupForm;
@@ -49,8 +52,20 @@ eval_every = 10
 
 /// A console app over `presets`, showing `runs_dir` in its header.
 pub fn console_app(presets: Vec<PathBuf>, runs_dir: &Path) -> App {
-    let form = SetupForm::new(presets, vec!["local-model".into()]);
+    console_app_with(presets, runs_dir, sources(false))
+}
+
+/// [`console_app`] with given model and data sources.
+pub fn console_app_with(presets: Vec<PathBuf>, runs_dir: &Path, sources: Sources) -> App {
+    let form = SetupForm::with_sources(presets, vec!["local-model".into()], sources);
     App::new(Mode::Console, form, KeyMap::default(), runs_dir)
+}
+
+/// Sources that hold nothing, whatever the machine has: every model and dataset is to be
+/// downloaded, or is missing when `offline`.
+pub fn sources(offline: bool) -> Sources {
+    let models = SearchEnv { offline, ..SearchEnv::default() };
+    Sources { models, data: FetchOptions { offline, ..FetchOptions::new("no-such-data-dir") } }
 }
 
 pub fn key(c: char) -> Msg {

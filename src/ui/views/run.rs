@@ -214,7 +214,15 @@ fn draw_gauges(frame: &mut Frame, area: Rect, app: &App, run: &RunState) {
             )
         }
         Some(stage) => (0.0, format!("update {}", stage.step()), format!(" stage {} ", stage.name)),
-        None => (0.0, run.status.word().to_string(), " stage ".to_string()),
+        // Downloading what the run lacks is its first phase.
+        None => match &run.download {
+            Some(transfer) => (
+                transfer.total.map_or(0.0, |total| transfer.done as f64 / total.max(1) as f64),
+                format!("{}: {}", transfer.file, transfer.describe()),
+                " download ".to_string(),
+            ),
+            None => (0.0, run.status.word().to_string(), " stage ".to_string()),
+        },
     };
     let stage_gauge = Gauge::default()
         .block(Block::bordered().title(title))

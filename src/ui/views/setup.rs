@@ -5,8 +5,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Wrap};
 use ratatui::Frame;
 
+use crate::model::resolve::Availability;
 use crate::ui::app::App;
-use crate::ui::form::{Field, Input};
+use crate::ui::form::{Field, FieldKind, Input};
 use crate::ui::keys::Action;
 
 const LABEL_WIDTH: usize = 17;
@@ -24,6 +25,11 @@ fn draw_form(frame: &mut Frame, area: Rect, app: &App) {
     for (i, field) in form.fields.iter().enumerate() {
         let focused = i == form.focus;
         lines.push(field_line(field, focused, form.editing.as_deref().filter(|_| focused)));
+        // On a line of its own: a model id can take the whole width.
+        if let Some(availability) = form.model_availability().filter(|_| field.kind == FieldKind::Model) {
+            let pad = Span::raw(" ".repeat(LABEL_WIDTH + 1));
+            lines.push(Line::from(vec![pad, availability_span(availability)]));
+        }
         if let Some(error) = &field.error {
             let pad = " ".repeat(LABEL_WIDTH + 2);
             lines.push(Line::from(Span::styled(format!("{pad}{error}"), Style::new().fg(Color::Red))));
@@ -89,6 +95,20 @@ fn draw_plan(frame: &mut Frame, area: Rect, app: &App) {
                 format!("source limit {} · {target} · eval every {}", preset.source.limit, preset.train.eval_every),
                 Style::new().fg(Color::DarkGray),
             )));
+            lines.push(Line::from(""));
+            lines.push(Line::from(Span::styled("Needs:", Style::new().add_modifier(Modifier::BOLD))));
+            for need in &form.needs {
+                lines.push(Line::from(vec![
+                    Span::raw(format!("  {}:", need.item)),
+                    availability_span(&need.availability),
+                ]));
+            }
+            if let Some(problems) = form.offline_problems() {
+                lines.push(Line::from(""));
+                lines.extend(
+                    problems.lines().map(|line| Line::from(Span::styled(line.to_owned(), Style::new().fg(Color::Red)))),
+                );
+            }
         }
         (Err(why), _) => {
             lines.push(Line::from(Span::styled(why, Style::new().fg(Color::Red))));
@@ -97,4 +117,14 @@ fn draw_plan(frame: &mut Frame, area: Rect, app: &App) {
     }
     let block = Block::bordered().title(" Launch ");
     frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }).block(block), area);
+}
+
+/// `local <dir>`, `cached`, `download` or `missing (offline)`, coloured by what a launch will do.
+fn availability_span(availability: &Availability) -> Span<'static> {
+    let color = match availability {
+        Availability::Local(_) | Availability::Cached(_) => Color::Green,
+        Availability::Download => Color::Yellow,
+        Availability::MissingOffline => Color::Red,
+    };
+    Span::styled(format!(" {availability}"), Style::new().fg(color))
 }
