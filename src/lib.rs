@@ -16,5 +16,6 @@ pub mod method;
 pub mod model;
 pub mod report;
 pub mod rng;
+pub mod signals;
 pub mod train;
 pub mod ui;

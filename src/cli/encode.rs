@@ -39,6 +39,7 @@ pub fn run(args: &EncodeArgs) -> anyhow::Result<()> {
     let device = select_device(&args.device)?;
     let (encoder, config) = load_encoder(&files, &device, DType::F32)?;
     tokenizer.check_vocab(config.vocab_size(), &dir)?;
+    config.check_max_len(args.max_len, "--max-len", &files.config)?;
 
     let texts = read_texts(&args.texts)?;
     let rows: Vec<(&str, Option<&str>)> = texts.iter().map(|t| (t.as_str(), None)).collect();
@@ -66,10 +67,12 @@ pub fn run(args: &EncodeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One text per '\n'-separated line; a final newline does not add an empty text.
+/// One text per '\n'-separated line; a final newline does not add an empty text. A file with no
+/// text at all is an error rather than one empty row.
 fn read_texts(path: &std::path::Path) -> anyhow::Result<Vec<String>> {
     let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
     let text = String::from_utf8(bytes).with_context(|| format!("{}: not valid UTF-8", path.display()))?;
+    anyhow::ensure!(!text.trim().is_empty(), "{}: no texts to encode (the file is empty)", path.display());
     let text = text.strip_suffix('\n').unwrap_or(&text);
     Ok(text.split('\n').map(str::to_string).collect())
 }

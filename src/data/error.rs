@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    #[error("{}: cannot read: {source}", path.display())]
+    // The OS error is the source, which reports print after this line; not repeated here.
+    #[error("{}: cannot read", path.display())]
     Io { path: PathBuf, source: std::io::Error },
     #[error("{}:{line}: {problem}", path.display())]
     Parse { path: PathBuf, line: usize, problem: Problem },
@@ -27,6 +28,11 @@ pub enum Problem {
     UnclosedQuote,
     #[error("expected {expected} columns, found {found}")]
     ColumnCount { expected: usize, found: usize },
+    #[error(
+        "unbalanced quotes: a quoted field opens on this line and runs to line {last_line}, leaving {found} \
+         columns instead of {expected}"
+    )]
+    QuoteSpansLines { expected: usize, found: usize, last_line: usize },
     #[error("expected `sentence<TAB>label`, found no tab")]
     MissingTab,
     #[error("the header has no column {column:?} (columns: {found:?})")]

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::app::{App, Msg};
+use crate::experiment::rundir::RunDir;
 use crate::train::events::{Event, MetricsLine};
 
 /// A run that wrote nothing for this long and has no results is shown as idle.
@@ -103,7 +104,8 @@ impl Watcher {
             let id = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             let run = app.watched_run(&id);
             let tail = self.tails.entry(id).or_default();
-            let metrics = dir.join("metrics.jsonl");
+            let run_dir = RunDir::open(&dir)?;
+            let metrics = run_dir.metrics_path();
             let lines = match tail.read_new_lines(&metrics) {
                 Ok(Some(lines)) => lines,
                 Ok(None) => {
@@ -124,7 +126,7 @@ impl Watcher {
                     changed = true;
                 }
             }
-            let results = dir.join("results.json");
+            let results = run_dir.results_path();
             if !tail.finished && results.is_file() {
                 tail.finished = true;
                 app.update(Msg::Trainer { run, event: Event::Finished { results }, at: now });
@@ -146,7 +148,7 @@ fn run_dirs(runs_dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     }
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(runs_dir)?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| path.join("config.toml").is_file())
+        .filter(|path| RunDir::is_run_dir(path))
         .collect();
     dirs.sort();
     Ok(dirs)
@@ -167,7 +169,7 @@ mod tests {
     #[test]
     fn partial_lines_wait_for_their_newline() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("metrics.jsonl");
+        let path = dir.path().join("lines.jsonl");
         let mut file = File::create(&path).unwrap();
         let mut tail = Tail::default();
         assert_eq!(tail.read_new_lines(&path).unwrap(), Some(vec![]));
