@@ -270,7 +270,9 @@ fn a_changed_config_does_not_reenter_a_run() {
     let dir = tempfile::tempdir().unwrap();
     let runs_dir = dir.path().join("runs");
     let mut spec = base_preset(dir.path()).runs()[0].clone();
-    drop(RunDir::create(&runs_dir, &spec).unwrap());
+    let run = RunDir::create(&runs_dir, &spec).unwrap();
+    run.append_metrics(&json!({"stage_index": 0, "step": 1})).unwrap();
+    drop(run);
     drop(RunDir::create(&runs_dir, &spec).expect("same config re-enters"));
     spec.preset.train.lr = 1e-3;
     let error = RunDir::create(&runs_dir, &spec).unwrap_err().to_string();

@@ -93,8 +93,8 @@ proptest! {
         prop_assert_eq!(String::from_utf8(last).unwrap(), clean_text);
     }
 
-    /// Any mix of truncation, torn fragments glued onto lines and repeated stretches (what an older
-    /// version could leave behind): restoring keeps each line at most once, in order.
+    /// Any mix of truncation, torn fragments and lines written again (what an older version could
+    /// leave behind): restoring keeps each line at most once, in order.
     #[test]
     fn damaged_files_restore_without_duplicates(
         stages in prop::collection::vec(1u64..8, 1..3),
@@ -104,20 +104,22 @@ proptest! {
         let clean = uninterrupted(&stages, 2);
         let mut bytes = text(&clean).into_bytes();
         for (kind, a, b) in edits {
-            let at = a.index(bytes.len() + 1);
             match kind {
                 // A kill mid-write: cut anywhere.
-                0 => bytes.truncate(at),
-                // A torn fragment that a later write was glued onto.
+                0 => bytes.truncate(a.index(bytes.len() + 1)),
+                // A torn fragment that a later line was written after, at the start of a line.
                 1 => {
-                    let fragment = b"{\"kind\":\"step\",\"stage_in".to_vec();
-                    bytes.splice(at..at, fragment);
+                    let starts: Vec<usize> =
+                        (0..=bytes.len()).filter(|&i| i == 0 || bytes[i - 1] == b'\n').collect();
+                    let at = starts[a.index(starts.len())];
+                    bytes.splice(at..at, b"{\"kind\":\"step\",\"stage_in".iter().copied());
                 }
-                // A stretch written again (a restart that did not restore).
+                // Whole lines written again (a restart that did not restore), glued onto whatever
+                // the file ends with.
                 _ => {
-                    let end = at + b.index(bytes.len() - at + 1);
-                    let stretch = bytes[at..end].to_vec();
-                    bytes.extend_from_slice(&stretch);
+                    let from = a.index(clean.len());
+                    let to = from + b.index(clean.len() - from) + 1;
+                    bytes.extend_from_slice(text(&clean[from..to]).as_bytes());
                 }
             }
         }
