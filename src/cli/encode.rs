@@ -21,8 +21,10 @@ pub struct EncodeArgs {
     /// Output safetensors file.
     #[arg(long)]
     out: PathBuf,
-    #[arg(long, default_value_t = 128)]
-    max_len: usize,
+    /// Tokens per text, at most the model's positions [default: 128, or the model's positions when
+    /// fewer].
+    #[arg(long)]
+    max_len: Option<usize>,
     /// Texts encoded per forward pass.
     #[arg(long, default_value_t = 32)]
     batch_size: usize,
@@ -31,15 +33,22 @@ pub struct EncodeArgs {
     device: String,
 }
 
+/// Tokens per text when `--max-len` is not given (and the model has that many positions).
+const DEFAULT_MAX_LEN: usize = 128;
+
 pub fn run(args: &EncodeArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.batch_size > 0, "--batch-size must be positive");
     let dir = resolve_model(&args.model)?;
     let files = ModelFiles::in_dir(&dir)?;
-    let tokenizer = TextTokenizer::from_dir(&dir, args.max_len)?;
     let device = select_device(&args.device)?;
     let (encoder, config) = load_encoder(&files, &device, DType::F32)?;
+    let max_len = match args.max_len {
+        Some(max_len) => max_len,
+        None => config.max_positions().map_or(DEFAULT_MAX_LEN, |positions| positions.min(DEFAULT_MAX_LEN)),
+    };
+    config.check_max_len(max_len, "--max-len", &files.config)?;
+    let tokenizer = TextTokenizer::from_dir(&dir, max_len)?;
     tokenizer.check_vocab(config.vocab_size(), &dir)?;
-    config.check_max_len(args.max_len, "--max-len", &files.config)?;
 
     let texts = read_texts(&args.texts)?;
     let rows: Vec<(&str, Option<&str>)> = texts.iter().map(|t| (t.as_str(), None)).collect();
