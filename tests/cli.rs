@@ -125,36 +125,39 @@ fn a_killed_run_resumes_to_a_complete_metrics_file() {
     assert!(run.join("results.json").is_file());
 }
 
+/// SIGINT, SIGTERM or SIGHUP: a checkpoint, then the shell's status for the signal (128 + its
+/// number), so `&&` chains and schedulers see an unfinished run; the same command continues it.
 #[test]
-fn sigterm_checkpoints_and_the_same_command_continues() {
-    let dir = tempfile::tempdir().unwrap();
-    let preset = write_tiny_preset(dir.path());
-    let runs = dir.path().join("runs");
-    let run_command = || {
-        let mut command = sift();
-        command.arg("run").arg(&preset).arg("--runs-dir").arg(&runs);
-        command
-    };
-    let child = run_command().stderr(std::process::Stdio::piped()).spawn().unwrap();
-    let run = runs.join("kill__bert-cls__standard__s1");
-    let started = Instant::now();
-    while !has_checkpoint(&run.join("checkpoints")) {
-        assert!(started.elapsed() < Duration::from_secs(120), "no checkpoint appeared");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert!(status.success());
-    let output = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    // 128 + 15, as a shell reports a process that SIGTERM ended: not a success.
-    assert_eq!(output.status.code(), Some(143), "checkpointed, then exit 143 after SIGTERM: {stderr}");
-    assert!(stderr.contains("interrupted by SIGTERM"), "{stderr}");
-    assert!(!run.join("results.json").exists());
+fn signals_checkpoint_exit_128_plus_the_signal_and_the_same_command_continues() {
+    for (signal, name, status) in [("-INT", "SIGINT", 130), ("-TERM", "SIGTERM", 143), ("-HUP", "SIGHUP", 129)] {
+        let dir = tempfile::tempdir().unwrap();
+        let preset = write_tiny_preset(dir.path());
+        let runs = dir.path().join("runs");
+        let run_command = || {
+            let mut command = sift();
+            command.arg("run").arg(&preset).arg("--runs-dir").arg(&runs);
+            command
+        };
+        let child = run_command().stderr(std::process::Stdio::piped()).spawn().unwrap();
+        let run = runs.join("kill__bert-cls__standard__s1");
+        let started = Instant::now();
+        while !has_checkpoint(&run.join("checkpoints")) {
+            assert!(started.elapsed() < Duration::from_secs(120), "no checkpoint appeared");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let sent = Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();
+        assert!(sent.success());
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(status), "checkpointed, then exit {status} after {name}: {stderr}");
+        assert!(stderr.contains(&format!("interrupted by {name}")), "{stderr}");
+        assert!(!run.join("results.json").exists());
 
-    let output = run_command().output().unwrap();
-    assert!(output.status.success(), "{}", text(&output));
-    assert!(text(&output).contains("resuming"), "{}", text(&output));
-    assert!(run.join("results.json").is_file());
+        let output = run_command().output().unwrap();
+        assert!(output.status.success(), "{}", text(&output));
+        assert!(text(&output).contains("resuming"), "{}", text(&output));
+        assert!(run.join("results.json").is_file());
+    }
 }
 
 /// The lines of a run's metrics.jsonl without the wall-clock field.
@@ -184,7 +187,7 @@ fn ten_kills_then_a_complete_run_write_the_uninterrupted_metrics() {
     let preset = write_tiny_preset(dir.path());
     let command = |runs: &Path| {
         let mut command = sift();
-        command.arg("run").arg(&preset).args(["--set", "train.checkpoint_every=10", "--runs-dir"]).arg(runs);
+        command.arg("run").arg(&preset).args(["--set", "train.checkpoint_every=30", "--runs-dir"]).arg(runs);
         command.stderr(std::process::Stdio::null());
         command
     };
@@ -203,19 +206,30 @@ fn ten_kills_then_a_complete_run_write_the_uninterrupted_metrics() {
     for kill in 0..10 {
         let mut child = command(&runs).spawn().unwrap();
         let started = Instant::now();
-        if kill == 0 {
-            // After the first update, before the first checkpoint (at update 10).
-            while step_count(&run) == 0 {
-                assert!(started.elapsed() < Duration::from_secs(120), "no update written");
-                std::thread::sleep(Duration::from_millis(2));
+        // The first kill comes after the first update, before the first checkpoint (at update
+        // 30); odd ones during start-up and restore; the others after a random number of updates
+        // more, before or after a checkpoint.
+        let target = match kill {
+            0 => Some(1),
+            k if k % 2 == 1 => None,
+            _ => Some(step_count(&run) + 1 + random(20) as usize),
+        };
+        match target {
+            Some(target) => {
+                while step_count(&run) < target && !run.join("results.json").exists() {
+                    assert!(started.elapsed() < Duration::from_secs(120), "no update written");
+                    std::thread::sleep(Duration::from_millis(1));
+                }
             }
+            None => std::thread::sleep(Duration::from_millis(random(80))),
+        }
+        if kill == 0 {
             assert!(!has_checkpoint(&run.join("checkpoints")), "killed before the first checkpoint");
-        } else {
-            std::thread::sleep(Duration::from_millis(random(1500)));
         }
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
     }
+    assert!(!run.join("results.json").exists(), "every kill came before the run finished");
     let output = command(&runs).stderr(std::process::Stdio::piped()).output().unwrap();
     assert!(output.status.success(), "{}", text(&output));
 
