@@ -51,15 +51,17 @@ impl Tail {
         Ok(Some(String::from_utf8_lossy(&complete).lines().map(str::to_string).collect()))
     }
 
-    /// The events a metrics line stands for.
-    fn events_of(&mut self, line: &str) -> Vec<Event> {
+    /// The events a line of the metrics file at `path` stands for.
+    fn events_of(&mut self, path: &Path, line: &str) -> Vec<Event> {
         self.line_number += 1;
         if line.trim().is_empty() {
             return Vec::new();
         }
         let parsed: MetricsLine = match serde_json::from_str(line) {
             Ok(parsed) => parsed,
-            Err(e) => return vec![Event::Warning(format!("metrics.jsonl:{}: unreadable line: {e}", self.line_number))],
+            Err(e) => {
+                return vec![Event::Warning(format!("{}:{}: unreadable line: {e}", path.display(), self.line_number))]
+            }
         };
         let (stage, stage_index) = match &parsed {
             MetricsLine::Step { stage_index, metrics } => (metrics.stage.clone(), *stage_index),
@@ -121,7 +123,7 @@ impl Watcher {
                 }
             };
             for line in &lines {
-                for event in tail.events_of(line) {
+                for event in tail.events_of(&metrics, line) {
                     app.update(Msg::Trainer { run, event, at: now });
                     changed = true;
                 }
@@ -187,15 +189,16 @@ mod tests {
         let step = r#"{"kind":"step","stage":"source","stage_index":0,"step":1,"epoch":1,"loss":0.7,
             "task_loss":0.7,"adv_kl":null,"lr":1e-5,"grad_norm":1.0,"samples_per_sec":10.0}"#
             .replace('\n', "");
-        let events = tail.events_of(&step);
+        let path = Path::new("lines.jsonl");
+        let events = tail.events_of(path, &step);
         assert!(matches!(&events[..], [Event::Stage { index: 0, .. }, Event::Step(m)] if m.step == 1));
         let eval = r#"{"kind":"eval","stage":"target-10%","stage_index":1,"step":3,"split":"target-test",
             "scores":{"accuracy":0.5,"macro_f1":0.4,"mcc":0.1,"loss":0.69,"examples":8}}"#
             .replace('\n', "");
-        let events = tail.events_of(&eval);
+        let events = tail.events_of(path, &eval);
         assert!(matches!(&events[..], [Event::Stage { index: 1, .. }, Event::Eval(e)] if e.split == "target-test"));
         let skipped = r#"{"kind":"skipped","stage":"target-10%","stage_index":1,"step":4}"#;
-        assert!(matches!(&tail.events_of(skipped)[..], [Event::Warning(_)]));
-        assert!(matches!(&tail.events_of("{not json")[..], [Event::Warning(w)] if w.contains(":4:")));
+        assert!(matches!(&tail.events_of(path, skipped)[..], [Event::Warning(_)]));
+        assert!(matches!(&tail.events_of(path, "{not json")[..], [Event::Warning(w)] if w.contains("lines.jsonl:4:")));
     }
 }
