@@ -6,7 +6,6 @@
 //! one the console makes.
 use std::path::PathBuf;
 
-use anyhow::Context;
 use crossbeam_channel::{select, Receiver};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -87,7 +86,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
 /// Continues the run in a directory, deciding as `run` does: a finished run is left unchanged.
 pub fn resume(args: &ResumeArgs) -> anyhow::Result<()> {
     let run_dir = RunDir::open(&args.run_dir)?;
-    let spec = spec_of(&run_dir)?;
+    let spec = run_dir.read_spec()?;
     let runs_dir = run_dir.path().parent().map(|p| p.to_path_buf()).unwrap_or_default();
     let (run_dir, resume) = match RunDir::launch(&runs_dir, &spec)? {
         Launch::Finished { results } => {
@@ -103,14 +102,6 @@ pub fn resume(args: &ResumeArgs) -> anyhow::Result<()> {
         Some(signal) => Err(Interrupted(signal).into()),
         None => Ok(()),
     }
-}
-
-/// The run a directory holds, from its fully resolved `config.toml`.
-fn spec_of(run_dir: &RunDir) -> anyhow::Result<RunSpec> {
-    let preset = run_dir.read_config()?;
-    let mut spec = preset.runs().into_iter().next().context("the run's config.toml names no run")?;
-    spec.run_id = run_dir.run_id();
-    Ok(spec)
 }
 
 /// Runs one trainer to its end, printing progress; a signal becomes a checkpoint-and-stop and is

@@ -179,6 +179,18 @@ impl RunDir {
         Preset::load(&self.config_path(), &[])
     }
 
+    /// The run this directory holds, from its fully resolved config, under the directory's name.
+    pub fn read_spec(&self) -> anyhow::Result<RunSpec> {
+        let preset = self.read_config()?;
+        let mut spec = preset
+            .runs()
+            .into_iter()
+            .next()
+            .with_context(|| format!("{}: names no run (a sweep list is empty)", self.config_path().display()))?;
+        spec.run_id = self.run_id();
+        Ok(spec)
+    }
+
     pub fn is_locked(&self) -> bool {
         self.lock.is_some()
     }
