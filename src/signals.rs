@@ -27,9 +27,9 @@ impl Signal {
     }
 }
 
-/// The process stopped because of a signal, after checkpointing what it was training.
+/// The process stopped because of a signal (after checkpointing what it was training).
 #[derive(Debug, thiserror::Error)]
-#[error("interrupted by {}: the run is checkpointed; run the same command again to continue", .0.name())]
+#[error("interrupted by {}", .0.name())]
 pub struct Interrupted(pub Signal);
 
 /// From now on SIGINT, SIGTERM and SIGHUP arrive on the returned channel instead of ending the

@@ -76,7 +76,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         };
         eprintln!("{at}{}", if resume { " (resuming)" } else { "" });
         if let Some(signal) = drive(spec, run_dir, resume, &interrupts)? {
-            return Err(Interrupted(signal).into());
+            return Err(stopped_by(signal));
         }
     }
     eprintln!("results: sift-tui table {}", runs_dir.display());
@@ -99,9 +99,16 @@ pub fn resume(args: &ResumeArgs) -> anyhow::Result<()> {
     };
     let interrupts = crate::signals::channel()?;
     match drive(spec, run_dir, resume, &interrupts)? {
-        Some(signal) => Err(Interrupted(signal).into()),
+        Some(signal) => Err(stopped_by(signal)),
         None => Ok(()),
     }
+}
+
+/// The error that ends a run a signal stopped (its exit status is the signal's), after saying how
+/// to continue.
+fn stopped_by(signal: Signal) -> anyhow::Error {
+    eprintln!("the run is checkpointed; run the same command again to continue");
+    Interrupted(signal).into()
 }
 
 /// Runs one trainer to its end, printing progress; a signal becomes a checkpoint-and-stop and is
