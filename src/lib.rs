@@ -17,5 +17,6 @@ pub mod method;
 pub mod model;
 pub mod report;
 pub mod rng;
+pub mod signals;
 pub mod train;
 pub mod ui;

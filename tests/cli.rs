@@ -125,35 +125,196 @@ fn a_killed_run_resumes_to_a_complete_metrics_file() {
     assert!(run.join("results.json").is_file());
 }
 
+/// SIGINT, SIGTERM or SIGHUP: a checkpoint, then the shell's status for the signal (128 + its
+/// number), so `&&` chains and schedulers see an unfinished run; the same command continues it.
 #[test]
-fn sigterm_checkpoints_and_the_same_command_continues() {
+fn signals_checkpoint_exit_128_plus_the_signal_and_the_same_command_continues() {
+    for (signal, name, status) in [("-INT", "SIGINT", 130), ("-TERM", "SIGTERM", 143), ("-HUP", "SIGHUP", 129)] {
+        let dir = tempfile::tempdir().unwrap();
+        let preset = write_tiny_preset(dir.path());
+        let runs = dir.path().join("runs");
+        let run_command = || {
+            let mut command = sift();
+            command.arg("run").arg(&preset).arg("--runs-dir").arg(&runs);
+            command
+        };
+        let child = run_command().stderr(std::process::Stdio::piped()).spawn().unwrap();
+        let run = runs.join("kill__bert-cls__standard__s1");
+        let started = Instant::now();
+        while !has_checkpoint(&run.join("checkpoints")) {
+            assert!(started.elapsed() < Duration::from_secs(120), "no checkpoint appeared");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let sent = Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();
+        assert!(sent.success());
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(status), "checkpointed, then exit {status} after {name}: {stderr}");
+        assert!(stderr.contains(&format!("interrupted by {name}")), "{stderr}");
+        assert!(!run.join("results.json").exists());
+
+        let output = run_command().output().unwrap();
+        assert!(output.status.success(), "{}", text(&output));
+        assert!(text(&output).contains("resuming"), "{}", text(&output));
+        assert!(run.join("results.json").is_file());
+    }
+}
+
+/// The lines of a run's metrics.jsonl without the wall-clock field.
+fn metrics_lines(run: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let mut value: serde_json::Value = serde_json::from_str(line).expect("every line is JSON");
+            value.as_object_mut().unwrap().remove("samples_per_sec");
+            value
+        })
+        .collect()
+}
+
+fn step_count(run: &Path) -> usize {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .map_or(0, |text| text.lines().filter(|l| l.contains(r#""kind":"step""#)).count())
+}
+
+/// SIGKILL ten times at random moments, the first before any checkpoint exists (a restart used to
+/// append to the killed attempt's lines), then the run completes: metrics.jsonl is exactly what an
+/// uninterrupted run writes, each update once and in order, and no temporary file is left.
+#[test]
+fn ten_kills_then_a_complete_run_write_the_uninterrupted_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let preset = write_tiny_preset(dir.path());
+    let command = |runs: &Path| {
+        let mut command = sift();
+        command.arg("run").arg(&preset).args(["--set", "train.checkpoint_every=30", "--runs-dir"]).arg(runs);
+        command.stderr(std::process::Stdio::null());
+        command
+    };
+    let reference = dir.path().join("reference");
+    assert!(command(&reference).status().unwrap().success());
+    let runs = dir.path().join("runs");
+    let run = runs.join("kill__bert-cls__standard__s1");
+    // A fixed xorshift sequence: random moments that repeat from one test run to the next.
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut random = |below: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % below
+    };
+    for kill in 0..10 {
+        let mut child = command(&runs).spawn().unwrap();
+        let started = Instant::now();
+        // The first kill comes after the first update, before the first checkpoint (at update
+        // 30); odd ones during start-up and restore; the others after a random number of updates
+        // more, before or after a checkpoint.
+        let target = match kill {
+            0 => Some(1),
+            k if k % 2 == 1 => None,
+            _ => Some(step_count(&run) + 1 + random(20) as usize),
+        };
+        match target {
+            Some(target) => {
+                while step_count(&run) < target && !run.join("results.json").exists() {
+                    assert!(started.elapsed() < Duration::from_secs(120), "no update written");
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+            None => std::thread::sleep(Duration::from_millis(random(80))),
+        }
+        if kill == 0 {
+            assert!(!has_checkpoint(&run.join("checkpoints")), "killed before the first checkpoint");
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+    }
+    assert!(!run.join("results.json").exists(), "every kill came before the run finished");
+    let output = command(&runs).stderr(std::process::Stdio::piped()).output().unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+
+    let lines = metrics_lines(&run);
+    let steps: Vec<(u64, u64)> = lines
+        .iter()
+        .filter(|l| l["kind"] == "step")
+        .map(|l| (l["stage_index"].as_u64().unwrap(), l["step"].as_u64().unwrap()))
+        .collect();
+    assert!(steps.windows(2).all(|w| w[0] < w[1]), "strictly increasing, unique: {steps:?}");
+    assert_eq!(lines, metrics_lines(&reference.join("kill__bert-cls__standard__s1")));
+    let leftovers: Vec<_> = std::fs::read_dir(run.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+/// A crash mid-write leaves metrics.jsonl without its final newline; the next start drops the
+/// fragment with a warning instead of gluing the next line onto it.
+#[test]
+fn a_torn_last_line_is_repaired_on_restart() {
     let dir = tempfile::tempdir().unwrap();
     let preset = write_tiny_preset(dir.path());
     let runs = dir.path().join("runs");
-    let run_command = || {
-        let mut command = sift();
-        command.arg("run").arg(&preset).arg("--runs-dir").arg(&runs);
-        command
-    };
-    let child = run_command().stderr(std::process::Stdio::piped()).spawn().unwrap();
     let run = runs.join("kill__bert-cls__standard__s1");
+    let mut child = sift()
+        .arg("run")
+        .arg(&preset)
+        .arg("--runs-dir")
+        .arg(&runs)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     let started = Instant::now();
-    while !has_checkpoint(&run.join("checkpoints")) {
-        assert!(started.elapsed() < Duration::from_secs(120), "no checkpoint appeared");
-        std::thread::sleep(Duration::from_millis(20));
+    while step_count(&run) < 3 {
+        assert!(started.elapsed() < Duration::from_secs(120), "no updates written");
+        std::thread::sleep(Duration::from_millis(5));
     }
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert!(status.success());
-    let output = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "a clean exit after SIGTERM: {stderr}");
-    assert!(stderr.contains("interrupted"), "{stderr}");
-    assert!(!run.join("results.json").exists());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut file = std::fs::OpenOptions::new().append(true).open(run.join("metrics.jsonl")).unwrap();
+    std::io::Write::write_all(&mut file, br#"{"kind":"step","stage":"source","stage_in"#).unwrap();
+    drop(file);
 
-    let output = run_command().output().unwrap();
+    let output = sift().arg("run").arg(&preset).arg("--runs-dir").arg(&runs).output().unwrap();
+    let out = text(&output);
+    assert!(output.status.success(), "{out}");
+    assert!(out.contains("metrics.jsonl:") && out.contains("torn last line"), "a warning names it: {out}");
+    let steps: Vec<u64> =
+        metrics_lines(&run).iter().filter(|l| l["kind"] == "step").map(|l| l["step"].as_u64().unwrap()).collect();
+    assert_eq!(steps, (1..=120).collect::<Vec<_>>());
+    // And the repaired file reads back with `resume` of the finished run, which changes nothing.
+    let before = (std::fs::read(run.join("metrics.jsonl")).unwrap(), std::fs::read(run.join("results.json")).unwrap());
+    let output = sift().arg("resume").arg(&run).output().unwrap();
     assert!(output.status.success(), "{}", text(&output));
-    assert!(text(&output).contains("resuming"), "{}", text(&output));
-    assert!(run.join("results.json").is_file());
+    assert!(text(&output).contains("already finished"), "{}", text(&output));
+    let after = (std::fs::read(run.join("metrics.jsonl")).unwrap(), std::fs::read(run.join("results.json")).unwrap());
+    assert!(before == after, "resume of a finished run changes nothing");
+}
+
+/// A start that fails before its first update (a device this build cannot open) leaves a run
+/// directory that the corrected command takes over, instead of "a different config".
+#[test]
+fn a_corrected_command_runs_where_a_failed_start_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let preset = write_tiny_preset(dir.path());
+    let runs = dir.path().join("runs");
+    let run = |extra: &[&str], runs: &Path| {
+        let mut command = sift();
+        command.arg("run").arg(&preset).args(["--set", "train.max_steps=4"]).args(extra);
+        command.arg("--runs-dir").arg(runs).output().unwrap()
+    };
+    let failed = run(&["--set", "train.device=cuda"], &runs);
+    assert_eq!(failed.status.code(), Some(2), "{}", text(&failed));
+    assert!(text(&failed).contains("CUDA"), "{}", text(&failed));
+    let corrected = run(&[], &runs);
+    assert!(corrected.status.success(), "{}", text(&corrected));
+    assert!(runs.join("kill__bert-cls__standard__s1/results.json").is_file());
+    // max_len beyond the fixture's 64 positions fails when the model loads, naming the key.
+    let too_long = run(&["--set", "train.max_len=65"], &dir.path().join("other"));
+    let out = text(&too_long);
+    assert_eq!(too_long.status.code(), Some(2), "{out}");
+    assert!(out.contains("train.max_len = 65") && out.contains("64 positions"), "{out}");
 }
 
 /// Two processes running one sweep into one runs directory share it: each run is trained once.

@@ -106,8 +106,14 @@ fn sentiment_table(delimiter: Delimiter, label_values: LabelValues) -> TableSpec
 
 #[test]
 fn malformed_csv_errors_name_file_and_line() {
-    let cases: [(&str, &[u8], usize, &str); 7] = [
+    let cases: [(&str, &[u8], usize, &str); 8] = [
         ("quote.csv", b"id,label,tweet\n1,0,ok\n2,1,\"never closed\n3,0,x\n", 3, "unbalanced quotes"),
+        (
+            "requote.csv",
+            b"id,label,tweet\n1,\"0,a\n2,1,\"b\n",
+            2,
+            "unbalanced quotes: a quoted field opens on this line and runs to line 3",
+        ),
         ("columns.csv", b"id,label,tweet\n1,0,a\n2,1\n", 3, "expected 3 columns, found 2"),
         ("word.csv", b"id,label,tweet\n1,0,a\n2,yes,b\n", 3, "label \"yes\" is not a non-negative integer"),
         ("range.csv", b"id,label,tweet\n1,2,a\n", 2, "label 2 is out of range"),
@@ -220,4 +226,16 @@ proptest! {
             }
         }
     }
+}
+
+/// A missing file: the report names the file and gives the OS error once (it was printed twice,
+/// in the message and again as its cause).
+#[test]
+fn a_missing_file_reports_the_os_error_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("absent.csv");
+    let error = anyhow::Error::from(read_twitter_hate(&path).expect_err("no such file"));
+    let report = sift_tui::report::report(&error);
+    assert!(report.starts_with(&format!("{}: cannot read: ", path.display())), "{report}");
+    assert_eq!(report.matches("os error 2").count(), 1, "{report}");
 }

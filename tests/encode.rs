@@ -134,3 +134,42 @@ fn bad_model_files_give_one_clear_error() {
         assert!(!out.exists(), "{case}: nothing written");
     }
 }
+
+fn encode_with(texts: &Path, out: &Path, extra: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sift-tui"))
+        .args(["encode", "--model"])
+        .arg(fixture_model("bert-cls"))
+        .arg("--texts")
+        .arg(texts)
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+/// Inputs that used to pass: an empty texts file (one empty row was written) and a `--max-len`
+/// beyond the model's 64 positions (it failed inside the forward pass, naming neither).
+#[test]
+fn empty_input_and_too_long_max_len_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.safetensors");
+    let empty = dir.path().join("empty.txt");
+    std::fs::write(&empty, "\n").unwrap();
+    let sentences = fixtures().join("sentences.txt");
+    let cases = [
+        (empty.as_path(), vec![], vec!["empty.txt", "no texts"]),
+        (sentences.as_path(), vec!["--max-len", "65"], vec!["--max-len = 65", "64 positions"]),
+    ];
+    for (texts, extra, needles) in cases {
+        let output = encode_with(texts, &out, &extra);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        for needle in needles {
+            assert!(stderr.contains(needle), "`{needle}` not in: {stderr}");
+        }
+        assert!(!out.exists(), "nothing written: {stderr}");
+    }
+    let fits = encode_with(&sentences, &out, &["--max-len", "64"]);
+    assert!(fits.status.success(), "{}", String::from_utf8_lossy(&fits.stderr));
+}

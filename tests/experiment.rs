@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 use sift_tui::experiment::preset::{Metric, Preset};
 use sift_tui::experiment::results::RunResults;
-use sift_tui::experiment::rundir::RunDir;
+use sift_tui::experiment::rundir::{Launch, RunDir};
 use sift_tui::experiment::sweep::{list_runs, select};
 use sift_tui::method::MethodName;
 use sift_tui::train::events::Scores;
@@ -169,6 +169,11 @@ fn bad_values_name_the_key() {
         ("max_len = 32", "max_len = 4", "`train.max_len`"),
         ("limit = 100", "limit = 100\ndev_fraction = 1.0", "`source.dev_fraction`"),
         ("limit = 100", "limit = 100\ndev_fraction = 0", "`source.dev_fraction`"),
+        ("max_len = 32", "max_len = 32\ndevice = \"gpu\"", "`train.device`"),
+        ("max_len = 32", "max_len = 32\ndevice = \"cuda:x\"", "`train.device`"),
+        ("name = \"t\"", "name = \"t\\n#SBATCH --wrap=x\"", "`name`"),
+        ("name = \"t\"", "name = \"t\\u0007\"", "control characters"),
+        ("methods = [\"standard\", \"sift\"]", "methods = [\"sift\", \"sift\"]", "duplicate entry `sift`"),
     ];
     for (from, to, key) in cases {
         assert!(BASE.contains(from), "{from}");
@@ -265,11 +270,82 @@ fn a_changed_config_does_not_reenter_a_run() {
     let dir = tempfile::tempdir().unwrap();
     let runs_dir = dir.path().join("runs");
     let mut spec = base_preset(dir.path()).runs()[0].clone();
-    drop(RunDir::create(&runs_dir, &spec).unwrap());
+    let run = RunDir::create(&runs_dir, &spec).unwrap();
+    run.append_metrics(&json!({"stage_index": 0, "step": 1})).unwrap();
+    drop(run);
     drop(RunDir::create(&runs_dir, &spec).expect("same config re-enters"));
     spec.preset.train.lr = 1e-3;
     let error = RunDir::create(&runs_dir, &spec).unwrap_err().to_string();
     assert_names(&error, &["config.toml", "different config"]);
+}
+
+/// The launch decision over each state a run directory can be in.
+#[test]
+fn launching_decides_by_what_the_run_directory_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs_dir = dir.path().join("runs");
+    let spec = &base_preset(dir.path()).runs()[0];
+    let decide = || match RunDir::launch(&runs_dir, spec).unwrap() {
+        Launch::Finished { .. } => "finished",
+        Launch::Held(_) => "held",
+        Launch::Resume(_) => "resume",
+        Launch::Fresh(_) => "fresh",
+    };
+    assert_eq!(decide(), "fresh", "no directory yet");
+    assert_eq!(decide(), "fresh", "a directory with only its config");
+    let held = RunDir::create(&runs_dir, spec).unwrap();
+    assert_eq!(decide(), "held");
+    // Anything written makes it a restart: metrics without a checkpoint (a kill before the first
+    // one), or a checkpoint.
+    held.append_metrics(&json!({"stage_index": 0, "step": 1})).unwrap();
+    drop(held);
+    assert_eq!(decide(), "resume", "metrics without a checkpoint");
+    let run = runs_dir.join(&spec.run_id);
+    std::fs::remove_file(run.join("metrics.jsonl")).unwrap();
+    std::fs::write(run.join("checkpoints/ckpt-00-0000002.json"), "{}").unwrap();
+    assert_eq!(decide(), "resume", "a checkpoint");
+    std::fs::write(run.join("results.json"), "{}").unwrap();
+    assert_eq!(decide(), "finished");
+}
+
+/// A start that fails before its first update (a device that cannot be opened) writes only the
+/// config; the corrected command takes the directory over instead of calling it another run.
+#[test]
+fn a_run_that_wrote_nothing_takes_a_corrected_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs_dir = dir.path().join("runs");
+    let mut spec = base_preset(dir.path()).runs()[0].clone();
+    spec.preset.train.device = "cuda".into();
+    drop(RunDir::create(&runs_dir, &spec).unwrap());
+    spec.preset.train.device = "cpu".into();
+    let run = RunDir::create(&runs_dir, &spec).expect("nothing was written: the corrected config replaces it");
+    assert_eq!(run.read_config().unwrap().train.device, "cpu");
+    run.append_metrics(&json!({"stage_index": 0, "step": 1})).unwrap();
+    drop(run);
+    spec.preset.train.device = "cuda".into();
+    let error = RunDir::create(&runs_dir, &spec).unwrap_err().to_string();
+    assert_names(&error, &["config.toml", "different config"]);
+}
+
+/// Temporary files of writes that a kill interrupted are deleted when the run is entered again.
+#[test]
+fn stale_temporary_files_are_removed_on_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs_dir = dir.path().join("runs");
+    let spec = &base_preset(dir.path()).runs()[0];
+    let path = RunDir::create(&runs_dir, spec).unwrap().path().to_path_buf();
+    let stale = [path.join("checkpoints/.ckpt-00-0000005.safetensors.tmp-4242"), path.join(".metrics.jsonl.tmp-17")];
+    let kept = [path.join("checkpoints/notes.tmp-1"), path.join("checkpoints/.hidden")];
+    for file in stale.iter().chain(&kept) {
+        std::fs::write(file, "x").unwrap();
+    }
+    let _run = RunDir::create(&runs_dir, spec).unwrap();
+    for file in &stale {
+        assert!(!file.exists(), "{} removed", file.display());
+    }
+    for file in &kept {
+        assert!(file.exists(), "{} kept", file.display());
+    }
 }
 
 #[test]
@@ -288,7 +364,9 @@ fn metrics_are_truncated_to_a_checkpoint() {
     text.push_str("{\"stage_index\": 1, \"st");
     std::fs::write(run.metrics_path(), text).unwrap();
 
-    run.truncate_metrics_after(1, 1).unwrap();
+    let warnings = run.truncate_metrics_after(1, 1).unwrap();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert_names(&warnings[0], &["metrics.jsonl:10:", "torn"]);
     let kept: Vec<(u64, u64)> = std::fs::read_to_string(run.metrics_path())
         .unwrap()
         .lines()
@@ -358,6 +436,30 @@ fn the_slurm_command_prints_a_job_array_over_the_sweep() {
     assert!(exec.contains(" run ") && exec.contains("quick.toml"), "{exec}");
     assert!(exec.contains("--set 'sweep.seeds=[1, 2]' --set train.lr=3e-5 --runs-dir "), "{exec}");
     assert!(exec.ends_with("--only \"$SLURM_ARRAY_TASK_ID\""), "{exec}");
+    let syntax = std::process::Command::new("bash").arg("-n").arg("-c").arg(&script).status().unwrap();
+    assert!(syntax.success());
+}
+
+/// A shared preset cannot add lines to the job script: a name with a newline is refused, and
+/// every value the script interpolates is quoted.
+#[test]
+fn the_slurm_script_takes_no_lines_from_the_preset() {
+    let dir = tempfile::tempdir().unwrap();
+    let slurm = |name: &str| {
+        let preset = write(dir.path(), "p.toml", &BASE.replacen("name = \"t\"", &format!("name = {name}"), 1));
+        std::process::Command::new(env!("CARGO_BIN_EXE_sift-tui")).arg("slurm").arg(preset).output().unwrap()
+    };
+    let injected = slurm(r#""t\n#SBATCH --wrap=evil\nrm -rf ~""#);
+    assert_eq!(injected.status.code(), Some(2));
+    assert_names(&String::from_utf8_lossy(&injected.stderr), &["`name`", "control characters"]);
+    assert!(injected.stdout.is_empty());
+
+    let output = slurm(r#""it's $(whoami) `x`""#);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let script = String::from_utf8(output.stdout).unwrap();
+    assert!(script.contains(r#"#SBATCH --job-name='sift-it'\''s $(whoami) `x`'"#), "{script}");
+    let directives = script.lines().filter(|l| l.starts_with("#SBATCH")).count();
+    assert_eq!(directives, 5, "job-name, array, time, cpus-per-task, mem: {script}");
     let syntax = std::process::Command::new("bash").arg("-n").arg("-c").arg(&script).status().unwrap();
     assert!(syntax.success());
 }

@@ -2,11 +2,13 @@
 //! the charts, pause, checkpoint (a file appears), quit with `q` `y` (exit status 0). The screen
 //! is read back through a terminal emulator (`vt100`).
 //!
-//! Needs `SIFT_DATA_DIR` and `SIFT_MODEL_PATH` (CI sets them); skips with a reason otherwise.
-//! A first run on a fresh machine needs neither: it downloads the fixture model and small datasets
-//! from a Hub and mirror lookalike on 127.0.0.1, showing the download, then trains.
+//! The launch test needs `SIFT_DATA_DIR` and `SIFT_MODEL_PATH` (CI sets them) and skips with a
+//! reason otherwise; the signal tests train the tiny fixture model. A first run on a fresh machine
+//! needs neither: it downloads the fixture model and small datasets from a Hub and mirror lookalike
+//! on 127.0.0.1, showing the download, then trains.
 mod common;
 mod http_common;
+mod ui_common;
 
 use std::io::{Read, Write};
 use std::num::NonZeroU16;
@@ -232,4 +234,45 @@ fn a_first_run_in_the_console_downloads_what_it_needs_then_trains() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(status.success(), "exit status {status:?}");
+}
+
+/// SIGTERM or SIGHUP to the console while it trains: the trainer checkpoints (the preset writes
+/// none on its own), the terminal leaves the alternate screen, and the exit status is the shell's
+/// for the signal, 143 or 129.
+#[test]
+fn sigterm_and_sighup_checkpoint_restore_the_terminal_and_exit_128_plus_the_signal() {
+    for (signal, status) in [("-TERM", 143), ("-HUP", 129)] {
+        let dir = tempfile::tempdir().unwrap();
+        let preset = ui_common::write_fixture_preset(dir.path(), "[1]", 100_000, 0);
+        let runs_dir = dir.path().join("runs");
+        let run_dir = runs_dir.join("same__bert-cls__standard__s1");
+        let minute = Duration::from_secs(60);
+        let mut console = Console::start(dir.path(), &preset, &runs_dir, &[]);
+        console.wait_for("setup view", minute, |s| s.contains("Enter launches 1 run"));
+        console.press("\r");
+        console.wait_for("a loss chart", 3 * minute, |s| s.contains("training loss") && has_braille(s));
+        assert!(
+            console.screen.lock().unwrap().screen().alternate_screen(),
+            "the console draws on the alternate screen"
+        );
+
+        let pid = console.child.process_id().expect("the console's pid").to_string();
+        assert!(std::process::Command::new("kill").args([signal, &pid]).status().unwrap().success());
+        let start = Instant::now();
+        let exit = loop {
+            if let Some(exit) = console.child.try_wait().unwrap() {
+                break exit;
+            }
+            assert!(start.elapsed() < 2 * minute, "{signal}: still running; screen:\n{}", console.contents());
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        assert_eq!(exit.exit_code(), status, "{signal}");
+        assert!(!checkpoints(&run_dir).is_empty(), "{signal}: a checkpoint under {}", run_dir.display());
+        // The reader thread may still be taking in the last bytes the console wrote.
+        let restored = (0..50).any(|_| {
+            std::thread::sleep(Duration::from_millis(20));
+            !console.screen.lock().unwrap().screen().alternate_screen()
+        });
+        assert!(restored, "{signal}: the terminal is back on the main screen");
+    }
 }

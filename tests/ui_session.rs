@@ -3,11 +3,11 @@
 //! trainer receives and what the console shows.
 mod ui_common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 use ratatui::crossterm::event::KeyCode;
-use sift_tui::experiment::preset::Metric;
+use sift_tui::experiment::preset::{Metric, Preset};
 use sift_tui::experiment::results::{ColumnResult, RunResults};
 use sift_tui::experiment::rundir::RunDir;
 use sift_tui::experiment::sweep::RunSpec;
@@ -15,7 +15,7 @@ use sift_tui::train::events::{Command, Event, Scores};
 use sift_tui::ui::app::{App, Msg, Popup, View};
 use sift_tui::ui::runs::RunStatus;
 use sift_tui::ui::session::{Launcher, Session, TrainerChannels};
-use ui_common::{code, console_app, key, render, step, write_preset};
+use ui_common::{code, console_app, key, render, step, write_fixture_preset, write_preset};
 
 /// The other ends of a launched fake trainer's channels.
 struct FakeTrainer {
@@ -51,6 +51,11 @@ impl Harness {
         let dir = tempfile::tempdir().unwrap();
         let preset = write_preset(dir.path());
         let runs_dir = dir.path().join("runs");
+        Self::over(preset, runs_dir, dir)
+    }
+
+    /// The console on `preset`, launching into `runs_dir`; `dir` lives as long as the harness.
+    fn over(preset: PathBuf, runs_dir: PathBuf, dir: tempfile::TempDir) -> Self {
         let (launched_tx, launched) = bounded(8);
         let session = Session::new(Box::new(FakeLauncher { launched: launched_tx }), runs_dir.clone());
         Self { app: console_app(vec![preset], &runs_dir), session, launched, _dir: dir }
@@ -355,4 +360,64 @@ fn a_finished_run_is_skipped_on_relaunch() {
     let trainer = h.launch();
     assert_eq!(trainer.spec.run_id, "tiny__all-MiniLM-L6-v2__sift__s1", "the finished standard run is skipped");
     assert_eq!(h.app.runs[0].status, RunStatus::Finished);
+}
+
+/// `sift-tui run` and the console make the same decision over a finished, a held, a checkpointed
+/// and an empty run directory: skip; skip and say so; resume; start from the beginning.
+#[test]
+fn the_console_and_run_decide_alike_on_every_kind_of_run_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let preset = write_fixture_preset(dir.path(), "[1, 2, 3, 4]", 4, 2);
+    let runs_dir = dir.path().join("runs");
+    let specs = Preset::load(&preset, &[]).unwrap().runs();
+    let sift = || std::process::Command::new(env!("CARGO_BIN_EXE_sift-tui"));
+    for only in ["1", "3"] {
+        let output =
+            sift().arg("run").arg(&preset).args(["--only", only, "--runs-dir"]).arg(&runs_dir).output().unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    }
+    let run = |i: usize| runs_dir.join(&specs[i].run_id);
+    // Run 3 keeps its checkpoint and metrics but not its results: it was started and not finished.
+    std::fs::remove_file(run(2).join("results.json")).unwrap();
+    drop(RunDir::create(&runs_dir, &specs[3]).unwrap());
+    let _held = RunDir::create(&runs_dir, &specs[1]).unwrap();
+    let expected = ["finished", "held", "resume", "fresh"];
+
+    let mut h = Harness::over(preset.clone(), runs_dir.clone(), tempfile::tempdir().unwrap());
+    h.send(code(KeyCode::Enter));
+    let third = h.launched.try_recv().expect("the checkpointed run starts");
+    emit(&third, Event::Finished { results: run(2).join("results.json") });
+    h.pump();
+    let fourth = h.launched.try_recv().expect("the empty run starts");
+    assert!(h.launched.try_recv().is_err());
+    let console: Vec<&str> = vec![
+        if h.app.runs[0].status == RunStatus::Finished { "finished" } else { "?" },
+        if h.app.runs[1].status == RunStatus::Skipped { "held" } else { "?" },
+        if third.spec.run_id == specs[2].run_id && third.resume { "resume" } else { "?" },
+        if fourth.spec.run_id == specs[3].run_id && !fourth.resume { "fresh" } else { "?" },
+    ];
+    assert_eq!(console, expected);
+    assert!(h.app.runs[1].log.iter().any(|l| l.text.contains("already running")), "the held run says why");
+
+    let output = sift().arg("run").arg(&preset).arg("--runs-dir").arg(&runs_dir).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let headless: Vec<&str> = specs
+        .iter()
+        .map(|spec| {
+            let line = stderr.lines().find(|l| l.contains(&format!("] {}", spec.run_id))).unwrap_or_default();
+            if line.contains("already finished") {
+                "finished"
+            } else if line.contains("already running") {
+                "held"
+            } else if line.contains("(resuming)") {
+                "resume"
+            } else if line.ends_with(&spec.run_id) {
+                "fresh"
+            } else {
+                "?"
+            }
+        })
+        .collect();
+    assert_eq!(headless, expected, "{stderr}");
 }

@@ -201,6 +201,20 @@ fn run_view_shows_a_failure() {
     assert_snapshot!("failure_banner", render(&app, WIDTH, HEIGHT));
 }
 
+/// A failure whose message is longer than the screen (a data file's megabyte header line): the
+/// popup fits the screen and keeps its close hint.
+#[test]
+fn a_huge_failure_message_keeps_the_close_hint() {
+    let mut app = app_with_runs(&["quick__all-MiniLM-L6-v2__sift__s1"]);
+    app.update(Msg::Started { run: 0 });
+    let failure =
+        Event::Failed(format!("data.csv:1: the header has no column \"text\" (columns: {})", "x,".repeat(20_000)));
+    app.update(Msg::Trainer { run: 0, event: failure, at: Instant::now() });
+    let screen = render(&app, WIDTH, HEIGHT);
+    assert!(screen.contains("close; the run's log and charts stay in the run view"), "{screen}");
+    assert!(screen.contains("Training failed") && screen.contains("the header has no column"), "{screen}");
+}
+
 #[test]
 fn quit_confirmation() {
     let mut app = app_with_runs(&["quick__all-MiniLM-L6-v2__sift__s1"]);

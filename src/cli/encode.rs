@@ -23,8 +23,10 @@ pub struct EncodeArgs {
     /// Output safetensors file.
     #[arg(long)]
     out: PathBuf,
-    #[arg(long, default_value_t = 128)]
-    max_len: usize,
+    /// Tokens per text, at most the model's positions [default: 128, or the model's positions when
+    /// fewer].
+    #[arg(long)]
+    max_len: Option<usize>,
     /// Texts encoded per forward pass.
     #[arg(long, default_value_t = 32)]
     batch_size: usize,
@@ -36,14 +38,22 @@ pub struct EncodeArgs {
     kernels: Kernels,
 }
 
+/// Tokens per text when `--max-len` is not given (and the model has that many positions).
+const DEFAULT_MAX_LEN: usize = 128;
+
 pub fn run(args: &EncodeArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.batch_size > 0, "--batch-size must be positive");
     let dir = resolve_model_with(&args.model, &SearchEnv::from_env(), &mut DownloadBars::default())?;
     let files = ModelFiles::in_dir(&dir)?;
-    let tokenizer = TextTokenizer::from_dir(&dir, args.max_len)?;
     let device = select_device(&args.device)?;
     use_kernels(args.kernels);
     let (encoder, config) = load_encoder(&files, &device, DType::F32)?;
+    let max_len = match args.max_len {
+        Some(max_len) => max_len,
+        None => config.max_positions().map_or(DEFAULT_MAX_LEN, |positions| positions.min(DEFAULT_MAX_LEN)),
+    };
+    config.check_max_len(max_len, "--max-len", &files.config)?;
+    let tokenizer = TextTokenizer::from_dir(&dir, max_len)?;
     tokenizer.check_vocab(config.vocab_size(), &dir)?;
 
     let texts = read_texts(&args.texts)?;
@@ -72,10 +82,12 @@ pub fn run(args: &EncodeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One text per '\n'-separated line; a final newline does not add an empty text.
+/// One text per '\n'-separated line; a final newline does not add an empty text. A file with no
+/// text at all is an error rather than one empty row.
 fn read_texts(path: &std::path::Path) -> anyhow::Result<Vec<String>> {
     let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
     let text = String::from_utf8(bytes).with_context(|| format!("{}: not valid UTF-8", path.display()))?;
+    anyhow::ensure!(!text.trim().is_empty(), "{}: no texts to encode (the file is empty)", path.display());
     let text = text.strip_suffix('\n').unwrap_or(&text);
     Ok(text.split('\n').map(str::to_string).collect())
 }

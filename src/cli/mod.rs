@@ -8,6 +8,7 @@ mod slurm;
 mod table;
 mod watch;
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -107,11 +108,19 @@ pub fn main() -> ExitCode {
         Some(Command::Watch(args)) => watch::run(&args),
         Some(Command::Bench(args)) => bench::run(&args),
     };
+    // Written without `eprintln!`, which panics when stderr is gone (a console whose terminal hung up).
+    let mut stderr = std::io::stderr();
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {}", crate::report::report(&e));
-            ExitCode::from(EXIT_BAD_INPUT)
-        }
+        Err(e) => match e.downcast_ref::<crate::signals::Interrupted>() {
+            Some(interrupted) => {
+                let _ = writeln!(stderr, "{interrupted}");
+                ExitCode::from(interrupted.0.exit_status())
+            }
+            None => {
+                let _ = writeln!(stderr, "error: {}", crate::report::report(&e));
+                ExitCode::from(EXIT_BAD_INPUT)
+            }
+        },
     }
 }

@@ -1,10 +1,11 @@
 //! `sift-tui run` and `sift-tui resume`: headless runs with a progress line, for servers and clusters.
 //!
-//! SIGINT or SIGTERM asks the trainer to checkpoint and stop; `resume` (or running the same preset
-//! again) continues from that checkpoint.
+//! SIGINT, SIGTERM or SIGHUP asks the trainer to checkpoint and stop, and the process exits with
+//! 128 + the signal's number; `resume` (or running the same preset again) continues from that
+//! checkpoint. Whether a run starts, resumes or is skipped is `RunDir::launch`'s decision, the same
+//! one the console makes.
 use std::path::PathBuf;
 
-use anyhow::Context;
 use crossbeam_channel::{select, Receiver};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -12,10 +13,9 @@ use super::progress::DownloadBars;
 use crate::download::Progress;
 use crate::experiment::assets::{needs, offline_problems, Sources};
 use crate::experiment::preset::Preset;
-use crate::experiment::rundir::{runs_dir_default, RunBusy, RunDir};
+use crate::experiment::rundir::{runs_dir_default, Launch, RunDir};
 use crate::experiment::sweep::{list_runs, select as select_run, RunSpec};
-use crate::report::report;
-use crate::train::checkpoint;
+use crate::signals::{Interrupted, Signal};
 use crate::train::events::{Command, Event};
 use crate::train::trainer::spawn;
 
@@ -43,12 +43,6 @@ pub struct ResumeArgs {
     run_dir: PathBuf,
 }
 
-/// How a headless run ended.
-enum Ending {
-    Finished,
-    Stopped,
-}
-
 pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let preset = Preset::load(&args.preset, &args.overrides)?;
     let runs = preset.runs();
@@ -71,68 +65,73 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         anyhow::bail!("{problems}");
     }
     let runs_dir = args.runs_dir.clone().unwrap_or_else(runs_dir_default);
-    let interrupts = interrupt_channel()?;
+    let interrupts = crate::signals::channel()?;
     let count = runs.len();
     for (i, spec) in runs.into_iter().enumerate() {
-        let dir = runs_dir.join(&spec.run_id);
-        if dir.join("results.json").is_file() {
-            eprintln!("[{}/{count}] {}: already finished, skipped", i + 1, spec.run_id);
-            continue;
+        if let Ok(signal) = interrupts.try_recv() {
+            return Err(Interrupted(signal).into());
         }
-        // Re-entering an unfinished run (same config) continues it from its newest checkpoint. A run
-        // that another process is training is left to it, so several machines can share a sweep.
-        let run_dir = match RunDir::create(&runs_dir, &spec) {
-            Err(e) if args.only.is_none() && e.downcast_ref::<RunBusy>().is_some() => {
-                eprintln!("[{}/{count}] {}: skipped, {}", i + 1, spec.run_id, report(&e));
+        let at = format!("[{}/{count}] {}", i + 1, spec.run_id);
+        // A run that another process is training is left to it, so several machines can share a
+        // sweep; only `--only` (one job-array task, one run) treats that as an error.
+        let (run_dir, resume) = match RunDir::launch(&runs_dir, &spec)? {
+            Launch::Finished { .. } => {
+                eprintln!("{at}: already finished, skipped");
                 continue;
             }
-            other => other?,
+            Launch::Held(busy) if args.only.is_none() => {
+                eprintln!("{at}: skipped, {busy}");
+                continue;
+            }
+            Launch::Held(busy) => return Err(busy.into()),
+            Launch::Resume(run_dir) => (run_dir, true),
+            Launch::Fresh(run_dir) => (run_dir, false),
         };
-        if run_dir.results_path().is_file() {
-            // Finished by another process between the check above and taking the lock.
-            eprintln!("[{}/{count}] {}: already finished, skipped", i + 1, spec.run_id);
-            continue;
-        }
-        let resume = checkpoint::any(&run_dir.checkpoints_dir());
-        eprintln!("[{}/{count}] {}{}", i + 1, spec.run_id, if resume { " (resuming)" } else { "" });
-        if let Ending::Stopped = drive(spec, run_dir, resume, &interrupts)? {
-            eprintln!("interrupted: the run is checkpointed; run the same command again to continue");
-            return Ok(());
+        eprintln!("{at}{}", if resume { " (resuming)" } else { "" });
+        if let Some(signal) = drive(spec, run_dir, resume, &interrupts)? {
+            return Err(stopped_by(signal));
         }
     }
     eprintln!("results: sift-tui table {}", runs_dir.display());
     Ok(())
 }
 
+/// Continues the run in a directory, deciding as `run` does: a finished run is left unchanged.
 pub fn resume(args: &ResumeArgs) -> anyhow::Result<()> {
-    let mut run_dir = RunDir::open(&args.run_dir)?;
-    run_dir.lock()?;
-    let spec = spec_of(&run_dir)?;
-    let interrupts = interrupt_channel()?;
-    drive(spec, run_dir, true, &interrupts)?;
-    Ok(())
+    let run_dir = RunDir::open(&args.run_dir)?;
+    let spec = run_dir.read_spec()?;
+    let runs_dir = run_dir.path().parent().map(|p| p.to_path_buf()).unwrap_or_default();
+    let (run_dir, resume) = match RunDir::launch(&runs_dir, &spec)? {
+        Launch::Finished { results } => {
+            eprintln!("{}: already finished ({} exists); nothing to resume", spec.run_id, results.display());
+            return Ok(());
+        }
+        Launch::Held(busy) => return Err(busy.into()),
+        Launch::Resume(run_dir) => (run_dir, true),
+        Launch::Fresh(run_dir) => (run_dir, false),
+    };
+    let interrupts = crate::signals::channel()?;
+    match drive(spec, run_dir, resume, &interrupts)? {
+        Some(signal) => Err(stopped_by(signal)),
+        None => Ok(()),
+    }
 }
 
-/// The run a directory holds, from its fully resolved `config.toml`.
-fn spec_of(run_dir: &RunDir) -> anyhow::Result<RunSpec> {
-    let preset = run_dir.read_config()?;
-    let mut spec = preset.runs().into_iter().next().context("the run's config.toml names no run")?;
-    spec.run_id = run_dir.run_id();
-    Ok(spec)
+/// The error that ends a run a signal stopped (its exit status is the signal's), after saying how
+/// to continue.
+fn stopped_by(signal: Signal) -> anyhow::Error {
+    eprintln!("the run is checkpointed; run the same command again to continue");
+    Interrupted(signal).into()
 }
 
-/// SIGINT and SIGTERM arrive here instead of killing the process.
-fn interrupt_channel() -> anyhow::Result<Receiver<()>> {
-    let (tx, rx) = crossbeam_channel::bounded(4);
-    ctrlc::set_handler(move || {
-        let _ = tx.try_send(());
-    })
-    .context("installing the signal handler")?;
-    Ok(rx)
-}
-
-/// Runs one trainer to its end, printing progress; an interrupt becomes a checkpoint-and-stop.
-fn drive(spec: RunSpec, run_dir: RunDir, resume: bool, interrupts: &Receiver<()>) -> anyhow::Result<Ending> {
+/// Runs one trainer to its end, printing progress; a signal becomes a checkpoint-and-stop and is
+/// returned, so that the caller exits with its status.
+fn drive(
+    spec: RunSpec,
+    run_dir: RunDir,
+    resume: bool,
+    interrupts: &Receiver<Signal>,
+) -> anyhow::Result<Option<Signal>> {
     let handle = spawn(spec, run_dir, resume);
     let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} {msg} ({eta})")
@@ -140,12 +139,15 @@ fn drive(spec: RunSpec, run_dir: RunDir, resume: bool, interrupts: &Receiver<()>
             .progress_chars("=> "),
     );
     let mut downloads = DownloadBars::default();
-    let mut failure = None;
-    let ending = loop {
+    let mut interrupted = None;
+    let ended: Result<(), String> = loop {
         select! {
-            recv(interrupts) -> _ => {
-                say(&bar, "stopping: writing a checkpoint…");
-                let _ = handle.commands.send(Command::Stop);
+            recv(interrupts) -> signal => {
+                if interrupted.is_none() {
+                    interrupted = signal.ok();
+                    say(&bar, "stopping: writing a checkpoint…");
+                    let _ = handle.commands.send(Command::Stop);
+                }
             }
             recv(handle.events) -> event => match event {
                 Ok(Event::Download(transfer)) => downloads.report(&transfer),
@@ -168,26 +170,19 @@ fn drive(spec: RunSpec, run_dir: RunDir, resume: bool, interrupts: &Receiver<()>
                 Ok(Event::Paused | Event::Resumed) => {}
                 Ok(Event::Finished { results }) => {
                     say(&bar, format!("  results {}", results.display()));
-                    break Ending::Finished;
+                    break Ok(());
                 }
-                Ok(Event::Stopped { .. }) => break Ending::Stopped,
-                Ok(Event::Failed(message)) => {
-                    failure = Some(message);
-                    break Ending::Stopped;
-                }
-                Err(_) => {
-                    failure = Some("the trainer ended without reporting".into());
-                    break Ending::Stopped;
-                }
+                // Only a signal stops a headless trainer.
+                Ok(Event::Stopped { .. }) => break Ok(()),
+                Ok(Event::Failed(message)) => break Err(message),
+                Err(_) => break Err("the trainer ended without reporting".into()),
             }
         }
     };
     bar.finish_and_clear();
     let _ = handle.thread.join();
-    match failure {
-        Some(message) => Err(anyhow::anyhow!(message)),
-        None => Ok(ending),
-    }
+    ended.map_err(anyhow::Error::msg)?;
+    Ok(interrupted)
 }
 
 /// A log line above the bar, or on stderr when there is no terminal (cluster logs).

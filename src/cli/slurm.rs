@@ -59,11 +59,13 @@ fn absolute(path: &Path) -> anyhow::Result<String> {
     absolute.to_str().map(str::to_string).with_context(|| format!("{}: not a UTF-8 path", path.display()))
 }
 
-/// The script: sbatch directives, the run list as comments, and the command for this task.
+/// The script: sbatch directives, the run list as comments, and the command for this task. Every
+/// value is quoted (sbatch reads `#SBATCH` lines with shell quoting), and the preset loader has
+/// rejected control characters in the name, so nothing a preset says can add a line.
 fn script(name: &str, runs: &[RunSpec], args: &SlurmArgs, command: &[String]) -> String {
     let mut out = String::from("#!/bin/bash\n");
     let mut directive = |option: &str, value: &str| {
-        let _ = writeln!(out, "#SBATCH --{option}={value}");
+        let _ = writeln!(out, "#SBATCH --{option}={}", shell_quote(value));
     };
     directive("job-name", &format!("sift-{name}"));
     directive("array", &format!("1-{}", runs.len()));
@@ -73,10 +75,14 @@ fn script(name: &str, runs: &[RunSpec], args: &SlurmArgs, command: &[String]) ->
     if let Some(partition) = &args.partition {
         directive("partition", partition);
     }
-    let _ = writeln!(out, "#\n# One array task per run of preset `{name}`; the tasks share the runs directory.");
+    let _ = writeln!(
+        out,
+        "#\n# One array task per run of preset {}; the tasks share the runs directory.",
+        shell_quote(name)
+    );
     let _ = writeln!(out, "# sbatch passes on the environment (SIFT_DATA_DIR, SIFT_MODEL_PATH) by default.");
     for run in runs {
-        let _ = writeln!(out, "#   {:>3}  {}", run.index, run.run_id);
+        let _ = writeln!(out, "#   {:>3}  {}", run.index, shell_quote(&run.run_id));
     }
     let quoted: Vec<String> = command.iter().map(|word| shell_quote(word)).collect();
     let _ = writeln!(out, "\nset -euo pipefail");

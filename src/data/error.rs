@@ -40,6 +40,11 @@ pub enum Problem {
     UnclosedQuote,
     #[error("expected {expected} columns, found {found}")]
     ColumnCount { expected: usize, found: usize },
+    #[error(
+        "unbalanced quotes: a quoted field opens on this line and runs to line {last_line}, leaving {found} \
+         columns instead of {expected}"
+    )]
+    QuoteSpansLines { expected: usize, found: usize, last_line: usize },
     #[error("expected `sentence<TAB>label`, found no tab")]
     MissingTab,
     #[error("the header has no column {column:?} (columns: {found:?})")]

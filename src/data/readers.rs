@@ -58,7 +58,7 @@ pub fn read_cola(path: impl AsRef<Path>) -> Result<Dataset, DataError> {
     let path = path.as_ref();
     let mut source = Source::open(path)?;
     let mut examples = Vec::new();
-    for Record { line, fields } in source.delimited_lines('\t') {
+    for Record { line, fields, .. } in source.delimited_lines('\t') {
         examples.push(cola_example(fields).map_err(|problem| source.error(line, problem))?);
     }
     let name = format!("cola/{}", file_stem(path));
@@ -167,6 +167,10 @@ impl TableColumns {
 
     fn example(&self, mut record: Record, spec: &TableSpec) -> Result<Example, Problem> {
         let found = record.fields.len();
+        if found != self.count && record.last_line > record.line {
+            // A quote that closes on a later line swallowed the line breaks in between.
+            return Err(Problem::QuoteSpansLines { expected: self.count, found, last_line: record.last_line });
+        }
         if found != self.count {
             return Err(Problem::ColumnCount { expected: self.count, found });
         }

@@ -12,10 +12,12 @@ const BYTE_ORDER_MARK: &[u8] = b"\xEF\xBB\xBF";
 /// Line warnings kept per file.
 const MAX_LINE_WARNINGS: usize = 20;
 
-/// One record of a file: its 1-based starting line and its fields.
+/// One record of a file: its 1-based starting line, its last line (later when a quoted field spans
+/// lines) and its fields.
 #[derive(Debug)]
 pub(crate) struct Record {
     pub line: usize,
+    pub last_line: usize,
     pub fields: Vec<String>,
 }
 
@@ -52,7 +54,11 @@ impl Source {
     pub fn delimited_lines(&mut self, delimiter: char) -> Vec<Record> {
         self.lines()
             .into_iter()
-            .map(|(line, text)| Record { line, fields: text.split(delimiter).map(str::to_owned).collect() })
+            .map(|(line, text)| Record {
+                line,
+                last_line: line,
+                fields: text.split(delimiter).map(str::to_owned).collect(),
+            })
             .collect()
     }
 
@@ -91,7 +97,7 @@ impl Source {
                 self.warnings.warn(line, &message);
             }
             let fields = record.iter().map(|field| self.warnings.decode(line, field).into_owned()).collect();
-            records.push(Record { line, fields });
+            records.push(Record { line, last_line: end_line, fields });
         }
         Ok(records)
     }

@@ -172,6 +172,10 @@ fn ensure(ok: bool, key: KeyPath, message: impl FnOnce() -> String) -> Result<()
 
 fn validate(preset: &Preset) -> Result<(), Invalid> {
     ensure(!preset.name.trim().is_empty(), KeyPath::new(&["name"]), || "must not be empty".into())?;
+    // The name goes into run ids, logs and the `slurm` job script, where a newline would start a line.
+    ensure(!preset.name.chars().any(char::is_control), KeyPath::new(&["name"]), || {
+        format!("must not contain control characters (got {:?})", preset.name)
+    })?;
     validate_sweep(preset)?;
     validate_source(preset)?;
     validate_target(preset)?;
@@ -239,22 +243,26 @@ fn validate_train(preset: &Preset) -> Result<(), Invalid> {
     let clip = train.grad_clip;
     ensure(clip >= 0.0 && clip.is_finite(), key("grad_clip"), || format!("must not be negative (got {clip})"))?;
     let max_len = train.max_len;
-    ensure(max_len >= 8, key("max_len"), || format!("must be at least 8 (got {max_len})"))
+    ensure(max_len >= 8, key("max_len"), || format!("must be at least 8 (got {max_len})"))?;
+    crate::model::DeviceName::parse(&train.device)
+        .map(drop)
+        .map_err(|e| Invalid { key: key("device"), message: e.to_string() })
 }
 
 fn fraction_in_unit_interval(value: f64, key: KeyPath) -> Result<(), Invalid> {
     ensure((0.0..=1.0).contains(&value), key, || format!("must lie in [0, 1] (got {value})"))
 }
 
-fn non_empty_unique<T: PartialEq + fmt::Debug>(items: &[T], key: &[&str]) -> Result<(), Invalid> {
+fn non_empty_unique<T: PartialEq + fmt::Display>(items: &[T], key: &[&str]) -> Result<(), Invalid> {
     ensure(!items.is_empty(), KeyPath::new(key), || "must not be empty".into())?;
     unique(items, key)
 }
 
-fn unique<T: PartialEq + fmt::Debug>(items: &[T], key: &[&str]) -> Result<(), Invalid> {
+fn unique<T: PartialEq + fmt::Display>(items: &[T], key: &[&str]) -> Result<(), Invalid> {
     let duplicate = (1..items.len()).find(|&i| items[..i].contains(&items[i]));
     match duplicate {
-        Some(i) => Err(Invalid { key: KeyPath::new(key).at(i), message: format!("duplicate entry {:?}", items[i]) }),
+        // Named as the preset spells it (`sift`, not the type's `Sift`).
+        Some(i) => Err(Invalid { key: KeyPath::new(key).at(i), message: format!("duplicate entry `{}`", items[i]) }),
         None => Ok(()),
     }
 }

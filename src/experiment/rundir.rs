@@ -1,5 +1,7 @@
 //! A run's directory: `<runs-dir>/<run-id>/` holding `config.toml`, `metrics.jsonl`, `results.json`,
-//! `checkpoints/` and `lock`.
+//! `checkpoints/` (with `best.safetensors`) and `lock`. This module owns those names, and the one
+//! decision of what starting a run means ([`RunDir::launch`]) that `run`, `resume` and the console
+//! share.
 //!
 //! The lock is an OS advisory lock (flock) on `lock`, so a killed process releases it with no stale
 //! file to clean up; the file holds the pid of the last holder for the error message. Writing
@@ -18,6 +20,8 @@ const CONFIG: &str = "config.toml";
 const METRICS: &str = "metrics.jsonl";
 const RESULTS: &str = "results.json";
 const CHECKPOINTS: &str = "checkpoints";
+/// The selected stage-1 weights, inside `checkpoints/`.
+const BEST: &str = "best.safetensors";
 const LOCK: &str = "lock";
 
 /// `$SIFT_RUNS_DIR`, or `runs/` in the working directory.
@@ -41,27 +45,97 @@ pub struct RunBusy {
     pub lock: PathBuf,
 }
 
+/// What starting a run finds in its directory: the one decision `run`, `resume` and the console share.
+#[derive(Debug)]
+pub enum Launch {
+    /// `results.json` exists: nothing to do.
+    Finished { results: PathBuf },
+    /// Another process holds the run's lock and is training it.
+    Held(RunBusy),
+    /// An earlier attempt wrote metrics or checkpoints: continue from the newest valid checkpoint, or
+    /// from the start with `metrics.jsonl` trimmed to match. The directory is locked.
+    Resume(RunDir),
+    /// Nothing of the run was written yet (at most its `config.toml`): start from the beginning. The
+    /// directory is locked.
+    Fresh(RunDir),
+}
+
 impl RunDir {
-    /// Creates (or re-enters) the directory of `spec` under `runs_dir`, takes its lock and writes
-    /// `config.toml`. Re-entering a directory whose config differs is an error, so a changed preset
-    /// never continues another run's checkpoints.
+    /// Decides how `spec` starts in its directory under `runs_dir`, creating and locking it unless
+    /// the run is finished or held by another process.
+    pub fn launch(runs_dir: &Path, spec: &RunSpec) -> anyhow::Result<Launch> {
+        let path = runs_dir.join(&spec.run_id);
+        if path.join(RESULTS).is_file() {
+            return Ok(Launch::Finished { results: path.join(RESULTS) });
+        }
+        let dir = match RunDir::create(runs_dir, spec) {
+            Ok(dir) => dir,
+            Err(e) => return e.downcast::<RunBusy>().map(Launch::Held),
+        };
+        Ok(if dir.results_path().is_file() {
+            // Finished by another process between the first look and taking the lock.
+            Launch::Finished { results: dir.results_path() }
+        } else if dir.was_started() {
+            Launch::Resume(dir)
+        } else {
+            Launch::Fresh(dir)
+        })
+    }
+
+    /// Creates (or re-enters) the directory of `spec` under `runs_dir`, takes its lock, removes
+    /// temporary files that a killed writer left, and writes `config.toml`. Re-entering a directory
+    /// whose config differs is an error once the run has written anything, so a changed preset never
+    /// continues another run's checkpoints; before that (a start that failed before its first
+    /// update, e.g. on a bad device) the new config replaces the old one.
     pub fn create(runs_dir: &Path, spec: &RunSpec) -> anyhow::Result<RunDir> {
         let path = runs_dir.join(&spec.run_id);
         fs::create_dir_all(path.join(CHECKPOINTS))
             .with_context(|| format!("{}: cannot create the run directory", path.display()))?;
         let mut dir = RunDir { path, lock: None };
         dir.lock()?;
+        dir.remove_temporary_files()?;
         let config = spec.preset.to_toml_string()?;
         match fs::read_to_string(dir.config_path()) {
             Ok(existing) if existing == config => {}
-            Ok(_) => bail!(
+            Ok(_) if dir.was_started() => bail!(
                 "{}: holds a run with a different config; remove it or use another runs directory",
                 dir.config_path().display()
             ),
+            Ok(_) => crate::atomic::write(&dir.config_path(), config.as_bytes())?,
             Err(e) if e.kind() == ErrorKind::NotFound => crate::atomic::write(&dir.config_path(), config.as_bytes())?,
             Err(e) => return Err(e).with_context(|| format!("{}: cannot read", dir.config_path().display())),
         }
         Ok(dir)
+    }
+
+    /// Whether an earlier attempt wrote metrics or checkpoints (anything a restart must account for).
+    fn was_started(&self) -> bool {
+        let written = |entries: fs::ReadDir| {
+            entries.filter_map(Result::ok).any(|e| !crate::atomic::is_temporary(&e.file_name().to_string_lossy()))
+        };
+        self.metrics_path().exists() || fs::read_dir(self.checkpoints_dir()).is_ok_and(written)
+    }
+
+    /// Deletes the temporary files of atomic writes that never completed (a kill mid-write leaves
+    /// them; a checkpoint's can be gigabytes). Only the lock holder may, since a live writer's
+    /// temporary file looks the same.
+    fn remove_temporary_files(&self) -> anyhow::Result<()> {
+        self.ensure_locked("cleaning up")?;
+        for dir in [self.path.clone(), self.checkpoints_dir()] {
+            let Ok(entries) = fs::read_dir(&dir) else { continue };
+            for entry in entries.filter_map(Result::ok) {
+                if crate::atomic::is_temporary(&entry.file_name().to_string_lossy()) {
+                    let path = entry.path();
+                    fs::remove_file(&path).with_context(|| format!("{}: cannot remove", path.display()))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `path` is a run directory (it has a `config.toml`).
+    pub fn is_run_dir(path: &Path) -> bool {
+        path.join(CONFIG).is_file()
     }
 
     /// An existing run directory, unlocked (for resume, table and watch).
@@ -95,9 +169,26 @@ impl RunDir {
         self.path.join(CHECKPOINTS)
     }
 
+    /// The selected stage-1 weights, which target stages start from.
+    pub fn best_weights_path(&self) -> PathBuf {
+        self.checkpoints_dir().join(BEST)
+    }
+
     /// The resolved preset this run was started with.
     pub fn read_config(&self) -> anyhow::Result<Preset> {
         Preset::load(&self.config_path(), &[])
+    }
+
+    /// The run this directory holds, from its fully resolved config, under the directory's name.
+    pub fn read_spec(&self) -> anyhow::Result<RunSpec> {
+        let preset = self.read_config()?;
+        let mut spec = preset
+            .runs()
+            .into_iter()
+            .next()
+            .with_context(|| format!("{}: names no run (a sweep list is empty)", self.config_path().display()))?;
+        spec.run_id = self.run_id();
+        Ok(spec)
     }
 
     pub fn is_locked(&self) -> bool {
@@ -161,33 +252,31 @@ impl RunDir {
     }
 
     /// Keeps only the metrics lines at or before `(stage_index, step)`, the position of the
-    /// checkpoint a run resumes from, so the resumed run neither loses nor repeats lines. A torn
-    /// last line (a crash mid-write) is dropped.
-    pub fn truncate_metrics_after(&self, stage_index: usize, step: usize) -> anyhow::Result<()> {
+    /// checkpoint a run resumes from, so the resumed run neither loses nor repeats lines. Damaged
+    /// lines (a torn last line from a crash or a full disk mid-write) and lines that repeat an earlier
+    /// position are dropped; each kind of repair comes back as a warning.
+    pub fn truncate_metrics_after(&self, stage_index: usize, step: usize) -> anyhow::Result<Vec<String>> {
         self.ensure_locked("truncating metrics")?;
         let path = self.metrics_path();
-        let text = match fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(e).with_context(|| format!("{}: cannot read", path.display())),
         };
-        let lines: Vec<&str> = text.lines().collect();
-        let mut kept = String::with_capacity(text.len());
-        for (i, line) in lines.iter().enumerate() {
-            let at = || format!("{}:{}", path.display(), i + 1);
-            let value: serde_json::Value = match serde_json::from_str(line) {
-                Ok(value) => value,
-                Err(_) if i + 1 == lines.len() => break,
-                Err(e) => return Err(e).with_context(|| format!("{}: not a JSON line", at())),
-            };
-            let position =
-                |field: &str| value[field].as_u64().with_context(|| format!("{}: no integer `{field}` field", at()));
-            if (position("stage_index")?, position("step")?) <= (stage_index as u64, step as u64) {
-                kept.push_str(line);
-                kept.push('\n');
-            }
+        let restored = restore_metrics(&bytes, (stage_index as u64, step as u64));
+        crate::atomic::write(&path, restored.text.as_bytes())?;
+        let file = path.display();
+        let mut warnings = Vec::new();
+        if let Some(line) = restored.torn {
+            warnings.push(format!("{file}:{line}: dropped a torn last line (the previous run ended mid-write)"));
         }
-        crate::atomic::write(&path, kept.as_bytes())
+        if let Some((first, count)) = restored.damaged {
+            warnings.push(format!("{file}:{first}: dropped {count} damaged line(s)"));
+        }
+        if let Some((first, count)) = restored.repeated {
+            warnings.push(format!("{file}:{first}: dropped {count} line(s) that repeat an earlier update"));
+        }
+        Ok(warnings)
     }
 
     pub fn write_results(&self, results: &RunResults) -> anyhow::Result<()> {
@@ -208,4 +297,81 @@ impl RunDir {
             serde_json::from_slice(&bytes).with_context(|| format!("{}: not a valid results file", path.display()))?;
         Ok(Some(results))
     }
+}
+
+/// `metrics.jsonl` restored to a checkpoint position.
+#[derive(Debug, Default, PartialEq)]
+pub struct RestoredMetrics {
+    /// The lines kept, each ending in a newline.
+    pub text: String,
+    /// The line number of a torn (unterminated and unparsable) last line that was dropped.
+    pub torn: Option<usize>,
+    /// The first damaged line dropped, and how many.
+    pub damaged: Option<(usize, usize)>,
+    /// The first line dropped for repeating an earlier position, and how many.
+    pub repeated: Option<(usize, usize)>,
+}
+
+/// Keeps the lines of a metrics file at or before `until` (`(stage_index, step)`), in order and
+/// each position once: a step (or skipped-update) line opens its position and evaluation lines
+/// follow it, one per split. Never fails: whatever cannot be read is dropped and counted.
+pub fn restore_metrics(bytes: &[u8], until: (u64, u64)) -> RestoredMetrics {
+    let mut restored = RestoredMetrics::default();
+    let complete = bytes.ends_with(b"\n");
+    let lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
+    // `split` yields an empty piece after a final newline.
+    let count = if complete { lines.len() - 1 } else { lines.len() };
+    let mut last: Option<(u64, u64)> = None;
+    let mut splits_at_last: Vec<String> = Vec::new();
+    let count_in = |slot: &mut Option<(usize, usize)>, number: usize| match slot {
+        Some((_, n)) => *n += 1,
+        None => *slot = Some((number, 1)),
+    };
+    for (i, line) in lines[..count].iter().enumerate() {
+        let number = i + 1;
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let Some((position, split)) = position_of(line) else {
+            if number == count && !complete {
+                restored.torn = Some(number);
+            } else {
+                count_in(&mut restored.damaged, number);
+            }
+            continue;
+        };
+        if position > until {
+            continue;
+        }
+        let new_position = last.is_none_or(|last| position > last);
+        let repeated = match (&split, new_position) {
+            (_, true) => false,
+            // A step line opens its position, so a second one repeats it.
+            (None, false) => true,
+            (Some(split), false) => last != Some(position) || splits_at_last.contains(split),
+        };
+        if repeated {
+            count_in(&mut restored.repeated, number);
+            continue;
+        }
+        if new_position {
+            last = Some(position);
+            splits_at_last.clear();
+        }
+        if let Some(split) = split {
+            splits_at_last.push(split);
+        }
+        // Valid JSON is valid UTF-8.
+        restored.text.push_str(std::str::from_utf8(line).unwrap_or_default());
+        restored.text.push('\n');
+    }
+    restored
+}
+
+/// `(stage_index, step)` of a metrics line, and its split when it is an evaluation; `None` when the
+/// line is not a JSON object with both positions.
+fn position_of(line: &[u8]) -> Option<((u64, u64), Option<String>)> {
+    let value: serde_json::Value = serde_json::from_slice(line).ok()?;
+    let position = (value.get("stage_index")?.as_u64()?, value.get("step")?.as_u64()?);
+    Some((position, value.get("split").and_then(|s| s.as_str()).map(str::to_string)))
 }

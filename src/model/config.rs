@@ -71,6 +71,31 @@ impl ModelConfig {
         self.common().vocab_size
     }
 
+    /// The longest input the model can embed: `max_position_embeddings` for models with absolute
+    /// position embeddings; `None` for purely relative ones (DeBERTa without
+    /// `position_biased_input`), whose relative positions are clamped or bucketed at any length.
+    pub fn max_positions(&self) -> Option<usize> {
+        match self {
+            Self::Bert(c) => Some(c.common.max_position_embeddings),
+            Self::Deberta(c) | Self::DebertaV2(c) => {
+                c.position_biased_input.then_some(c.common.max_position_embeddings)
+            }
+        }
+    }
+
+    /// Fails when sequences of `max_len` tokens (the setting named `key`) would run past the
+    /// model's position embeddings, which would fail only later, inside a forward pass.
+    pub fn check_max_len(&self, max_len: usize, key: &str, config: &Path) -> anyhow::Result<()> {
+        if let Some(positions) = self.max_positions().filter(|&positions| max_len > positions) {
+            bail!(
+                "{key} = {max_len} exceeds the model's {positions} positions (max_position_embeddings in {}); \
+                 use at most {positions}",
+                config.display()
+            );
+        }
+        Ok(())
+    }
+
     pub fn family(&self) -> &'static str {
         match self {
             Self::Bert(_) => "bert",

@@ -267,14 +267,33 @@ fn build_encoder(config: &ModelConfig, vb: VarBuilder) -> Result<Box<dyn Encoder
 
 /// The device named on the command line or in a preset: `cpu`, `cuda` (`cuda:N`) or `metal`.
 pub fn select_device(name: &str) -> anyhow::Result<Device> {
-    let (kind, ordinal) = name.split_once(':').unwrap_or((name, "0"));
-    let ordinal: usize = ordinal.parse().map_err(|_| anyhow::anyhow!("bad device ordinal in `{name}`"))?;
-    match kind {
-        "cpu" => Ok(Device::Cpu),
-        "cuda" => Device::new_cuda(ordinal)
+    match DeviceName::parse(name)? {
+        DeviceName::Cpu => Ok(Device::Cpu),
+        DeviceName::Cuda(ordinal) => Device::new_cuda(ordinal)
             .map_err(|e| anyhow::anyhow!("cannot open CUDA device {ordinal}: {e} (build with --features cuda)")),
-        "metal" => Device::new_metal(ordinal)
+        DeviceName::Metal(ordinal) => Device::new_metal(ordinal)
             .map_err(|e| anyhow::anyhow!("cannot open Metal device {ordinal}: {e} (build with --features metal)")),
-        other => anyhow::bail!("unknown device `{other}` (cpu, cuda, metal)"),
+    }
+}
+
+/// A device as presets and `--device` name it: `cpu`, `cuda`, `cuda:1`, `metal`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceName {
+    Cpu,
+    Cuda(usize),
+    Metal(usize),
+}
+
+impl DeviceName {
+    /// Checks the name only; whether the device exists is known when it is opened.
+    pub fn parse(name: &str) -> anyhow::Result<DeviceName> {
+        let (kind, ordinal) = name.split_once(':').unwrap_or((name, "0"));
+        let ordinal: usize = ordinal.parse().map_err(|_| anyhow::anyhow!("bad device ordinal in `{name}`"))?;
+        match kind {
+            "cpu" => Ok(DeviceName::Cpu),
+            "cuda" => Ok(DeviceName::Cuda(ordinal)),
+            "metal" => Ok(DeviceName::Metal(ordinal)),
+            _ => anyhow::bail!("unknown device `{name}` (cpu, cuda, cuda:N, metal)"),
+        }
     }
 }

@@ -1,7 +1,8 @@
-//! Resumable checkpoints: weights, optimizer moments, method state (one safetensors file) and the
-//! trainer's position, sampler, RNG and partial results (one JSON file, written last, so a checkpoint
-//! exists only once both are complete). Both are written atomically; SIGKILL at any moment leaves the
-//! previous checkpoint loadable.
+//! Resumable checkpoints: weights, optimizer moments, method state (one safetensors file, with a
+//! checksum of its data) and the trainer's position, sampler, RNG and partial results (one JSON
+//! file, written last, so a checkpoint exists only once both are complete). Both are written
+//! atomically; SIGKILL at any moment leaves the previous checkpoint loadable, and a checkpoint
+//! damaged later fails its checksum, so loading falls back to the one before it.
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -103,7 +104,51 @@ fn load(json: &Path, device: &Device) -> anyhow::Result<Checkpoint> {
     let text = std::fs::read(json).with_context(|| format!("{}: cannot read", json.display()))?;
     let state: TrainState = serde_json::from_slice(&text).with_context(|| format!("{}: corrupt", json.display()))?;
     let path = json.with_extension("safetensors");
-    let tensors = candle_core::safetensors::load(&path, device)
-        .map_err(|e| anyhow::anyhow!("{}: corrupt or truncated: {e}", path.display()))?;
+    let tensors = crate::atomic::read_safetensors(&path, device)?;
     Ok(Checkpoint { state, tensors, path })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(step: usize) -> TrainState {
+        TrainState {
+            stage_index: 0,
+            stage_started: true,
+            step,
+            optimizer_steps: step,
+            sampler: EpochSampler::new(8, 2, 1, false),
+            rng: crate::rng::stream(1, 1),
+            best: None,
+            bad_in_row: 0,
+            columns: Vec::new(),
+            elapsed_secs: 0.0,
+        }
+    }
+
+    /// 64 KiB overwritten inside the newest checkpoint's tensor data (which still parses): the
+    /// checksum fails, a warning says so, and the previous checkpoint is loaded.
+    #[test]
+    fn a_damaged_newest_checkpoint_falls_back_to_the_previous_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let weights = Tensor::arange(0f32, 65_536f32, &Device::Cpu).unwrap();
+        let tensors = HashMap::from([("model.w".to_string(), weights)]);
+        save(dir.path(), &state(5), &tensors).unwrap();
+        let newest = save(dir.path(), &state(10), &tensors).unwrap();
+        let mut bytes = std::fs::read(&newest).unwrap();
+        let end = bytes.len() - 1024;
+        bytes[end - 65_536..end].fill(0x7f);
+        std::fs::write(&newest, bytes).unwrap();
+
+        let mut warnings = Vec::new();
+        let loaded = load_latest(dir.path(), &Device::Cpu, &mut |w| warnings.push(w)).unwrap().unwrap();
+        assert_eq!(loaded.state.step, 5);
+        assert_eq!(loaded.tensors["model.w"].to_vec1::<f32>().unwrap()[65_535], 65_535.0);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains("ckpt-00-0000010.safetensors") && warnings[0].contains("checksum"),
+            "{warnings:?}"
+        );
+    }
 }

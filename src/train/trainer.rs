@@ -145,6 +145,7 @@ impl Trainer {
         }
         let model = Classifier::load(&files, data.num_labels, &device, DType::F32, spec.seed)?;
         tokenizer.check_vocab(model.config.vocab_size(), &dir)?;
+        model.config.check_max_len(train.max_len, "train.max_len", &files.config)?;
 
         let mut stages = vec![Stage::Source];
         if let Some(target) = &data.target {
@@ -196,15 +197,14 @@ impl Trainer {
         };
         let Some(checkpoint) = checkpoint::load_latest(&dir, &self.device, &mut warn)? else {
             warn(format!("{}: no checkpoint yet, starting from the beginning", dir.display()));
-            self.run_dir.truncate_metrics_after(0, 0)?;
+            self.run_dir.truncate_metrics_after(0, 0)?.into_iter().for_each(warn);
             return Ok(());
         };
-        self.run_dir.truncate_metrics_after(checkpoint.state.stage_index, checkpoint.state.step)?;
-        let best = dir.join(BEST_FILE);
+        let position = (checkpoint.state.stage_index, checkpoint.state.step);
+        self.run_dir.truncate_metrics_after(position.0, position.1)?.into_iter().for_each(&mut warn);
+        let best = self.run_dir.best_weights_path();
         if best.is_file() {
-            let tensors = candle_core::safetensors::load(&best, &self.device)
-                .map_err(|e| anyhow::anyhow!("{}: corrupt: {e}", best.display()))?;
-            self.best_weights = Some(tensors);
+            self.best_weights = Some(crate::atomic::read_safetensors(&best, &self.device)?);
         }
         self.elapsed_before = checkpoint.state.elapsed_secs;
         self.state = checkpoint.state;
@@ -231,7 +231,7 @@ impl Trainer {
         }
         let results = self.results();
         self.run_dir.write_results(&results)?;
-        self.emit(Event::Finished { results: self.run_dir.path().join("results.json") });
+        self.emit(Event::Finished { results: self.run_dir.results_path() });
         Ok(())
     }
 
@@ -406,7 +406,7 @@ impl Trainer {
                     let single_class = predicted.first().copied().filter(|&p| predicted.iter().all(|&q| q == p));
                     self.state.best = Some(Best { value, step: self.state.step, scores, single_class });
                     let weights: HashMap<String, Tensor> = self.model.named_tensors()?.into_iter().collect();
-                    crate::atomic::write_safetensors(&self.run_dir.checkpoints_dir().join(BEST_FILE), &weights)?;
+                    crate::atomic::write_safetensors(&self.run_dir.best_weights_path(), &weights)?;
                     self.best_weights = Some(weights);
                 }
             }
@@ -571,9 +571,6 @@ fn learned_nothing(best: &Best, data: &Prepared) -> Option<String> {
         balance.join(", ")
     ))
 }
-
-/// File name of the selected stage-1 weights in the checkpoints directory.
-const BEST_FILE: &str = "best.safetensors";
 
 fn strip(tensors: &HashMap<String, Tensor>, prefix: &str) -> HashMap<String, Tensor> {
     tensors.iter().filter_map(|(k, v)| k.strip_prefix(prefix).map(|k| (k.to_string(), v.clone()))).collect()

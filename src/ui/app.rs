@@ -108,6 +108,11 @@ pub enum Msg {
     Started {
         run: usize,
     },
+    /// Run `run` was not started: another process holds it (and is training it).
+    Held {
+        run: usize,
+        reason: String,
+    },
     /// Watch mode: run `run` wrote nothing for `quiet` and has no results.
     Quiet {
         run: usize,
@@ -239,6 +244,16 @@ impl App {
                 if let Some(state) = self.runs.get_mut(run) {
                     state.status = RunStatus::Running;
                     self.active = Some(run);
+                }
+                Vec::new()
+            }
+            Msg::Held { run, reason } => {
+                if let Some(state) = self.runs.get_mut(run) {
+                    state.status = RunStatus::Skipped;
+                    state.say(Level::Warn, reason);
+                }
+                if self.active == Some(run) {
+                    self.active = None;
                 }
                 Vec::new()
             }

@@ -16,10 +16,12 @@ pub mod session;
 pub mod views;
 pub mod watch;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use crossbeam_channel::Receiver;
 use ratatui::crossterm::event::{self, Event as TermEvent};
 use ratatui::DefaultTerminal;
 
@@ -30,6 +32,8 @@ use procstat::UsageSampler;
 use runs::Level;
 use session::{Session, SpawnTrainer};
 use watch::Watcher;
+
+use crate::signals::{Interrupted, Signal};
 
 /// The shortest time between two redraws (at most 10 frames a second).
 pub const FRAME: Duration = Duration::from_millis(100);
@@ -56,13 +60,23 @@ pub fn run_console(options: ConsoleOptions) -> anyhow::Result<()> {
     let mut app = new_app(Mode::Console, SetupForm::new(presets, models), &options.runs_dir);
     let mut session = Session::new(Box::new(SpawnTrainer), options.runs_dir);
     session.refresh_results(&mut app);
-    let outcome = with_terminal(|terminal| event_loop(terminal, &mut app, &mut session, None));
-    // After an error the trainer may still be running: let it checkpoint before the process ends.
+    let signals = crate::signals::channel()?;
+    let outcome = with_terminal(|terminal| event_loop(terminal, &mut app, &mut session, None, &signals));
+    // After an error or a signal the trainer may still be running: let it checkpoint before the
+    // process ends. Not `eprintln!`: after a hang-up there is no terminal to write to.
     if session.is_training() {
-        eprintln!("stopping the trainer: writing a checkpoint…");
+        let _ = writeln!(std::io::stderr(), "stopping the trainer: writing a checkpoint…");
         session.shut_down();
     }
-    outcome
+    interrupted(outcome?)
+}
+
+/// A signal that ended the event loop becomes the process's error (and exit status).
+fn interrupted(signal: Option<Signal>) -> anyhow::Result<()> {
+    match signal {
+        Some(signal) => Err(Interrupted(signal).into()),
+        None => Ok(()),
+    }
 }
 
 /// Follows the runs under `runs_dir` that other processes write.
@@ -72,7 +86,8 @@ pub fn run_watch(runs_dir: &Path) -> anyhow::Result<()> {
     let mut session = Session::new(Box::new(SpawnTrainer), runs_dir.to_path_buf());
     session.refresh_results(&mut app);
     let mut watcher = Watcher::new(runs_dir.to_path_buf());
-    with_terminal(|terminal| event_loop(terminal, &mut app, &mut session, Some(&mut watcher)))
+    let signals = crate::signals::channel()?;
+    interrupted(with_terminal(|terminal| event_loop(terminal, &mut app, &mut session, Some(&mut watcher), &signals))?)
 }
 
 fn new_app(mode: Mode, form: SetupForm, runs_dir: &Path) -> App {
@@ -106,7 +121,8 @@ fn preset_files(given: Option<&Path>) -> Vec<PathBuf> {
 fn with_terminal<T>(body: impl FnOnce(&mut DefaultTerminal) -> anyhow::Result<T>) -> anyhow::Result<T> {
     let mut terminal = ratatui::try_init().context("cannot set up the terminal")?;
     let outcome = body(&mut terminal);
-    ratatui::restore();
+    // A terminal that hung up cannot be restored, and there is nowhere to say so.
+    let _ = ratatui::try_restore();
     outcome
 }
 
@@ -115,7 +131,8 @@ fn event_loop(
     app: &mut App,
     session: &mut Session,
     mut watcher: Option<&mut Watcher>,
-) -> anyhow::Result<()> {
+    signals: &Receiver<Signal>,
+) -> anyhow::Result<Option<Signal>> {
     let mut sampler = UsageSampler::default();
     let mut last_draw: Option<Instant> = None;
     let mut last_usage: Option<Instant> = None;
@@ -123,6 +140,9 @@ fn event_loop(
     let mut dirty = true;
     let due = |last: Option<Instant>, every: Duration| last.is_none_or(|t| t.elapsed() >= every);
     while !app.quit {
+        if let Ok(signal) = signals.try_recv() {
+            return Ok(Some(signal));
+        }
         if dirty && due(last_draw, FRAME) {
             terminal.draw(|frame| views::draw(frame, app)).context("cannot draw")?;
             last_draw = Some(Instant::now());
@@ -154,5 +174,5 @@ fn event_loop(
             dirty = true;
         }
     }
-    Ok(())
+    Ok(None)
 }

@@ -18,6 +18,8 @@ pub enum RunStatus {
     Failed(String),
     /// Left in the queue when the sweep was stopped.
     Cancelled,
+    /// Not started: another process is training it.
+    Skipped,
     /// Watch mode: no new metrics for a while and no results (crashed, stopped, or very slow).
     Idle,
 }
@@ -32,12 +34,13 @@ impl RunStatus {
             Self::Stopped => "stopped",
             Self::Failed(_) => "failed",
             Self::Cancelled => "cancelled",
+            Self::Skipped => "skipped",
             Self::Idle => "idle",
         }
     }
 
     pub(super) fn is_done(&self) -> bool {
-        matches!(self, Self::Finished | Self::Stopped | Self::Failed(_) | Self::Cancelled)
+        matches!(self, Self::Finished | Self::Stopped | Self::Failed(_) | Self::Cancelled | Self::Skipped)
     }
 }
 

@@ -9,9 +9,10 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 
 use super::app::{App, Msg, Notice, Request, ResultsTable};
 use super::runs::Level;
-use crate::experiment::rundir::RunDir;
+use crate::experiment::rundir::{Launch, RunDir};
 use crate::experiment::sweep::RunSpec;
 use crate::experiment::table::{collect, render, Format};
+use crate::report::report;
 use crate::train::events::{Command, Event};
 use crate::train::trainer;
 
@@ -111,37 +112,35 @@ impl Session {
         }
     }
 
+    /// Starts `run` as `RunDir::launch` decides, the decision `sift-tui run` makes too.
     fn start(&mut self, app: &mut App, run: usize) {
         let Some(spec) = app.runs[run].spec.clone() else { return };
         app.update(Msg::Started { run });
-        let run_dir = self.runs_dir.join(&spec.run_id);
-        if run_dir.join("results.json").is_file() {
-            let at = Instant::now();
-            let note = Event::Warning("already finished (results.json exists); skipped".into());
-            app.update(Msg::Trainer { run, event: note, at });
-            let requests =
-                app.update(Msg::Trainer { run, event: Event::Finished { results: run_dir.join("results.json") }, at });
-            self.perform(app, requests);
-            return;
-        }
-        // Metrics from an earlier attempt: resume from its newest checkpoint (or start over
-        // cleanly when there is none), as `sift-tui run` does.
-        let resume = run_dir.join("metrics.jsonl").is_file();
-        match RunDir::create(&self.runs_dir, &spec) {
-            Ok(dir) => {
-                if resume {
-                    app.update(Msg::Trainer {
-                        run,
-                        event: Event::Warning("resuming from the newest checkpoint".into()),
-                        at: Instant::now(),
-                    });
-                }
-                self.active = Some(Active { run, channels: self.launcher.launch(spec, dir, resume) });
+        let at = Instant::now();
+        let (dir, resume) = match RunDir::launch(&self.runs_dir, &spec) {
+            Ok(Launch::Finished { results }) => {
+                let note = Event::Warning("already finished; skipped".into());
+                app.update(Msg::Trainer { run, event: note, at });
+                let requests = app.update(Msg::Trainer { run, event: Event::Finished { results }, at });
+                self.perform(app, requests);
+                return;
             }
+            Ok(Launch::Held(busy)) => {
+                app.update(Msg::Held { run, reason: format!("skipped: {busy}") });
+                return;
+            }
+            Ok(Launch::Resume(dir)) => (dir, true),
+            Ok(Launch::Fresh(dir)) => (dir, false),
             Err(e) => {
-                app.update(Msg::Trainer { run, event: Event::Failed(format!("{e:#}")), at: Instant::now() });
+                app.update(Msg::Trainer { run, event: Event::Failed(report(&e)), at });
+                return;
             }
+        };
+        if resume {
+            let note = Event::Warning("started before: resuming from the newest checkpoint".into());
+            app.update(Msg::Trainer { run, event: note, at });
         }
+        self.active = Some(Active { run, channels: self.launcher.launch(spec, dir, resume) });
     }
 
     fn send(&mut self, app: &mut App, command: Command) {
@@ -171,7 +170,7 @@ impl Session {
         });
         match written {
             Ok(runs) => notice(app, Level::Good, format!("{what} table of {runs} runs written to {}", path.display())),
-            Err(e) => notice(app, Level::Error, format!("export failed: {e:#}")),
+            Err(e) => notice(app, Level::Error, format!("export failed: {}", report(&e))),
         }
     }
 
@@ -197,7 +196,7 @@ pub fn load_table(runs_dir: &Path) -> Result<ResultsTable, String> {
     if !runs_dir.is_dir() {
         return Err(format!("{}: no runs yet", runs_dir.display()));
     }
-    let collected = collect(runs_dir).map_err(|e| format!("{e:#}"))?;
+    let collected = collect(runs_dir).map_err(|e| report(&e))?;
     if collected.runs.is_empty() {
         let running = collected.without_results.len();
         return Err(format!("no finished runs yet ({running} without results)"));

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::app::{App, Msg};
+use crate::experiment::rundir::RunDir;
 use crate::train::events::{Event, MetricsLine};
 
 /// A run that wrote nothing for this long and has no results is shown as idle.
@@ -50,15 +51,17 @@ impl Tail {
         Ok(Some(String::from_utf8_lossy(&complete).lines().map(str::to_string).collect()))
     }
 
-    /// The events a metrics line stands for.
-    fn events_of(&mut self, line: &str) -> Vec<Event> {
+    /// The events a line of the metrics file at `path` stands for.
+    fn events_of(&mut self, path: &Path, line: &str) -> Vec<Event> {
         self.line_number += 1;
         if line.trim().is_empty() {
             return Vec::new();
         }
         let parsed: MetricsLine = match serde_json::from_str(line) {
             Ok(parsed) => parsed,
-            Err(e) => return vec![Event::Warning(format!("metrics.jsonl:{}: unreadable line: {e}", self.line_number))],
+            Err(e) => {
+                return vec![Event::Warning(format!("{}:{}: unreadable line: {e}", path.display(), self.line_number))]
+            }
         };
         let (stage, stage_index) = match &parsed {
             MetricsLine::Step { stage_index, metrics } => (metrics.stage.clone(), *stage_index),
@@ -103,7 +106,8 @@ impl Watcher {
             let id = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             let run = app.watched_run(&id);
             let tail = self.tails.entry(id).or_default();
-            let metrics = dir.join("metrics.jsonl");
+            let run_dir = RunDir::open(&dir)?;
+            let metrics = run_dir.metrics_path();
             let lines = match tail.read_new_lines(&metrics) {
                 Ok(Some(lines)) => lines,
                 Ok(None) => {
@@ -119,12 +123,12 @@ impl Watcher {
                 }
             };
             for line in &lines {
-                for event in tail.events_of(line) {
+                for event in tail.events_of(&metrics, line) {
                     app.update(Msg::Trainer { run, event, at: now });
                     changed = true;
                 }
             }
-            let results = dir.join("results.json");
+            let results = run_dir.results_path();
             if !tail.finished && results.is_file() {
                 tail.finished = true;
                 app.update(Msg::Trainer { run, event: Event::Finished { results }, at: now });
@@ -146,7 +150,7 @@ fn run_dirs(runs_dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     }
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(runs_dir)?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| path.join("config.toml").is_file())
+        .filter(|path| RunDir::is_run_dir(path))
         .collect();
     dirs.sort();
     Ok(dirs)
@@ -167,7 +171,7 @@ mod tests {
     #[test]
     fn partial_lines_wait_for_their_newline() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("metrics.jsonl");
+        let path = dir.path().join("lines.jsonl");
         let mut file = File::create(&path).unwrap();
         let mut tail = Tail::default();
         assert_eq!(tail.read_new_lines(&path).unwrap(), Some(vec![]));
@@ -185,15 +189,16 @@ mod tests {
         let step = r#"{"kind":"step","stage":"source","stage_index":0,"step":1,"epoch":1,"loss":0.7,
             "task_loss":0.7,"adv_kl":null,"lr":1e-5,"grad_norm":1.0,"samples_per_sec":10.0}"#
             .replace('\n', "");
-        let events = tail.events_of(&step);
+        let path = Path::new("lines.jsonl");
+        let events = tail.events_of(path, &step);
         assert!(matches!(&events[..], [Event::Stage { index: 0, .. }, Event::Step(m)] if m.step == 1));
         let eval = r#"{"kind":"eval","stage":"target-10%","stage_index":1,"step":3,"split":"target-test",
             "scores":{"accuracy":0.5,"macro_f1":0.4,"mcc":0.1,"loss":0.69,"examples":8}}"#
             .replace('\n', "");
-        let events = tail.events_of(&eval);
+        let events = tail.events_of(path, &eval);
         assert!(matches!(&events[..], [Event::Stage { index: 1, .. }, Event::Eval(e)] if e.split == "target-test"));
         let skipped = r#"{"kind":"skipped","stage":"target-10%","stage_index":1,"step":4}"#;
-        assert!(matches!(&tail.events_of(skipped)[..], [Event::Warning(_)]));
-        assert!(matches!(&tail.events_of("{not json")[..], [Event::Warning(w)] if w.contains(":4:")));
+        assert!(matches!(&tail.events_of(path, skipped)[..], [Event::Warning(_)]));
+        assert!(matches!(&tail.events_of(path, "{not json")[..], [Event::Warning(w)] if w.contains("lines.jsonl:4:")));
     }
 }

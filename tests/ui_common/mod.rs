@@ -124,3 +124,41 @@ pub fn render(app: &App, width: u16, height: u16) -> String {
     terminal.draw(|frame| sift_tui::ui::views::draw(frame, app)).expect("drawn");
     terminal.backend().to_string()
 }
+
+/// A sweep (`seeds`, a TOML list) over the tiny BERT fixture and a synthetic table, for the real
+/// binary: `max_steps` updates, a checkpoint every `checkpoint_every` (0: none but on request).
+pub fn write_fixture_preset(dir: &Path, seeds: &str, max_steps: usize, checkpoint_every: usize) -> PathBuf {
+    let data = dir.join("data.csv");
+    let rows: String = (0..32).map(|i| format!("sentence {i} is {},{}\n", ["good", "bad"][i % 2], i % 2)).collect();
+    std::fs::write(&data, format!("text,label\n{rows}")).unwrap();
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models/bert-cls");
+    let preset = format!(
+        r#"name = "same"
+[sweep]
+models = ["{}"]
+methods = ["standard"]
+seeds = {}
+[source]
+[source.dataset]
+kind = "table"
+path = "{}"
+text_column = "text"
+label_column = "label"
+label_names = ["neg", "pos"]
+[train]
+epochs = 1000
+batch_size = 4
+max_steps = {}
+max_len = 16
+checkpoint_every = {}
+"#,
+        model.display(),
+        seeds,
+        data.display(),
+        max_steps,
+        checkpoint_every
+    );
+    let path = dir.join("same.toml");
+    std::fs::write(&path, preset).unwrap();
+    path
+}

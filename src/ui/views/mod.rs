@@ -117,21 +117,27 @@ fn draw_confirm_quit(frame: &mut Frame, app: &App) {
 
 fn draw_failure(frame: &mut Frame, app: &App, run: &str, message: &str) {
     let red = Style::new().fg(Color::Red);
+    let width = frame.area().width.saturating_sub(8).min(100);
+    let inner = usize::from(width.saturating_sub(2).max(1));
+    // Borders and two fixed lines, plus the message's wrapped lines: as many as fit on the screen.
+    // The close hint sits in the bottom border, so no message hides it.
+    let fits = usize::from(frame.area().height.saturating_sub(6).max(1));
+    let wrapped = message.chars().count().div_ceil(inner).min(fits);
+    let mut shown: String = message.chars().take(wrapped * inner).collect();
+    if shown.len() < message.len() {
+        shown = shown.chars().take(wrapped * inner - 1).collect::<String>() + "…";
+    }
     let text = vec![
         Line::from(Span::styled(format!("run {run} failed:"), red.add_modifier(Modifier::BOLD))),
         Line::from(""),
-        Line::from(message.to_string()),
-        Line::from(""),
-        Line::from(Span::styled(
-            format!("{} close; the run's log and charts stay in the run view", app.keys.all_hints(Action::Cancel)),
-            Style::new().fg(Color::DarkGray),
-        )),
+        Line::from(shown),
     ];
-    let width = frame.area().width.saturating_sub(8).min(100);
-    // Borders and four fixed lines, plus the message's wrapped lines.
-    let wrapped = message.chars().count().div_ceil(width.saturating_sub(2).max(1) as usize) as u16;
-    let area = centered(frame.area(), width, 6 + wrapped);
+    let hint = Line::from(Span::styled(
+        format!(" {} close; the run's log and charts stay in the run view ", app.keys.all_hints(Action::Cancel)),
+        Style::new().fg(Color::DarkGray),
+    ));
+    let area = centered(frame.area(), width, 4 + wrapped as u16);
     frame.render_widget(Clear, area);
-    let block = Block::bordered().title(" Training failed ").border_style(red);
+    let block = Block::bordered().title(" Training failed ").title_bottom(hint).border_style(red);
     frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: false }).block(block), area);
 }

@@ -56,6 +56,7 @@ fn status_symbol(status: &RunStatus) -> &'static str {
         RunStatus::Stopped => "■",
         RunStatus::Failed(_) => "✗",
         RunStatus::Cancelled => "–",
+        RunStatus::Skipped => "»",
         RunStatus::Idle => "?",
     }
 }
