@@ -2,12 +2,12 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
-use sift_tui::experiment::preset::{Metric, Preset};
+use sift_tui::experiment::preset::Preset;
 use sift_tui::experiment::results::RunResults;
 use sift_tui::experiment::rundir::RunDir;
 use sift_tui::experiment::sweep::{list_runs, select};
 use sift_tui::method::MethodName;
-use sift_tui::train::events::Scores;
+use sift_tui::metrics::{Metric, Scores};
 
 /// A valid preset that does not depend on the label map's form.
 const BASE: &str = r#"
@@ -311,7 +311,8 @@ fn writing_needs_the_lock() {
 }
 
 fn results(run_id: &str) -> RunResults {
-    let scores = Scores { accuracy: 0.5, macro_f1: 0.5, mcc: 0.0, loss: 0.7, examples: 2 };
+    let scores =
+        Scores { accuracy: 0.5, macro_f1: 0.5, mcc: 0.0, loss: 0.7, examples: 2, predicted_counts: vec![1, 1] };
     RunResults {
         run_id: run_id.into(),
         preset: "t".into(),

@@ -2,11 +2,10 @@
 //! SMART with one, a crashed run without results and a corrupt results file.
 use std::path::Path;
 
-use sift_tui::experiment::preset::Metric;
 use sift_tui::experiment::results::{ColumnResult, RunResults};
 use sift_tui::experiment::table::{collect, render, Collected, Format};
 use sift_tui::method::MethodName;
-use sift_tui::train::events::Scores;
+use sift_tui::metrics::{Metric, Scores};
 
 const EXAMPLES: usize = 20;
 
@@ -16,7 +15,14 @@ fn column(name: &str, correct: usize) -> ColumnResult {
     let predicted = gold.iter().enumerate().map(|(i, &g)| if i < correct { g } else { 1 - g }).collect();
     let accuracy = correct as f64 / EXAMPLES as f64;
     // Stored scores are deliberately off: the table recomputes the metric from the predictions.
-    let scores = Scores { accuracy: accuracy / 2.0, macro_f1: 0.0, mcc: 0.0, loss: 0.5, examples: EXAMPLES };
+    let scores = Scores {
+        accuracy: accuracy / 2.0,
+        macro_f1: 0.0,
+        mcc: 0.0,
+        loss: 0.5,
+        examples: EXAMPLES,
+        ..Scores::default()
+    };
     ColumnResult { name: name.into(), scores, gold, predicted }
 }
 

@@ -5,6 +5,7 @@ use anyhow::Context;
 
 use crate::data::{self, stratified_split, Dataset, LabelMap, TableSpec};
 use crate::experiment::preset::{DatasetSpec, Preset};
+use crate::metrics::Split;
 use crate::model::tokenizer::{Encoded, TextTokenizer};
 
 /// Tokenized examples with their labels (in the model's label space).
@@ -101,7 +102,7 @@ fn split_target(pool: &Dataset, fractions: &[f64], seed: u64, tokenizer: &TextTo
     let train = fractions
         .iter()
         .map(|&f| {
-            let name = format!("target-{}", fraction_label(f));
+            let name = format!("target-{}", Split::Fraction(f));
             let subset = if f <= 0.0 {
                 train_pool.select(&[])
             } else if f >= largest {
@@ -134,11 +135,6 @@ fn to_source_labels(pool: &mut Dataset, map: &LabelMap, num_labels: usize) -> an
             })?;
     }
     Ok(())
-}
-
-/// `0.1` → `10%`: the column names of the results table.
-pub fn fraction_label(f: f64) -> String {
-    format!("{}%", (f * 1000.0).round() / 10.0)
 }
 
 fn read(spec: &DatasetSpec) -> anyhow::Result<Dataset> {

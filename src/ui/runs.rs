@@ -2,9 +2,9 @@
 //! from the trainer's events (or, in watch mode, from its metrics file).
 use std::time::{Duration, Instant};
 
-use crate::experiment::preset::Metric;
 use crate::experiment::sweep::RunSpec;
-use crate::train::events::{EvalMetrics, Event, Scores, StepMetrics};
+use crate::metrics::{EvalMetrics, Metric, Scores, Split, StepMetrics};
+use crate::train::events::Event;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum RunStatus {
@@ -88,7 +88,7 @@ pub struct LogLine {
 #[derive(Debug, Clone, PartialEq)]
 pub struct EvalPoint {
     pub x: f64,
-    pub split: String,
+    pub split: Split,
     pub scores: Scores,
 }
 
@@ -157,7 +157,7 @@ impl RunState {
     }
 
     /// The run's values of one metric on the splits `wanted` accepts, as chart points.
-    pub fn eval_points(&self, wanted: impl Fn(&str) -> bool, metric: Metric) -> Vec<(f64, f64)> {
+    pub fn eval_points(&self, wanted: impl Fn(&Split) -> bool, metric: Metric) -> Vec<(f64, f64)> {
         self.evals.iter().filter(|e| wanted(&e.split)).map(|e| (e.x, e.scores.value(metric))).collect()
     }
 
@@ -232,12 +232,6 @@ impl RunState {
         );
         self.evals.push(EvalPoint { x: self.x_offset + eval.step as f64, split: eval.split, scores: eval.scores });
     }
-}
-
-/// Whether a split belongs on the target chart: the live `target-test` scores and the table's
-/// fraction columns (`0%`, `10%`).
-pub fn is_target_split(split: &str) -> bool {
-    split == "target-test" || split.ends_with('%')
 }
 
 /// `1:02:03` or `2:03`.

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
-use sift_tui::train::events::{EvalMetrics, Event, Scores, StepMetrics};
+use sift_tui::metrics::{EvalMetrics, Scores, StepMetrics};
+use sift_tui::train::events::Event;
 use sift_tui::ui::app::{App, Mode, Msg};
 use sift_tui::ui::form::SetupForm;
 use sift_tui::ui::keys::KeyMap;
@@ -76,7 +77,8 @@ pub fn step(stage: &str, step: usize, loss: f32, adv_kl: Option<f32>) -> Event {
 }
 
 pub fn eval(stage: &str, step: usize, split: &str, accuracy: f64, mcc: f64) -> Event {
-    let scores = Scores { accuracy, macro_f1: accuracy - 0.05, mcc, loss: 0.5, examples: 64 };
+    let scores =
+        Scores { accuracy, macro_f1: accuracy - 0.05, mcc, loss: 0.5, examples: 64, predicted_counts: vec![30, 34] };
     Event::Eval(EvalMetrics { stage: stage.into(), step, split: split.into(), scores })
 }
 
