@@ -2,12 +2,15 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
-use sift_tui::experiment::preset::Preset;
+use sift_tui::data::DATA_DIR_ENV;
+use sift_tui::experiment::preset::{DatasetSpec, Preset};
 use sift_tui::experiment::results::RunResults;
 use sift_tui::experiment::rundir::RunDir;
 use sift_tui::experiment::sweep::{list_runs, select};
 use sift_tui::method::MethodName;
 use sift_tui::metrics::{Metric, Scores};
+use sift_tui::model::tokenizer::TextTokenizer;
+use sift_tui::train::prepare::prepare;
 
 /// A valid preset that does not depend on the label map's form.
 const BASE: &str = r#"
@@ -76,7 +79,7 @@ fn every_preset_loads_and_round_trips() {
             count += 1;
         }
     }
-    assert_eq!(count, 3);
+    assert_eq!(count, 4);
 }
 
 #[test]
@@ -361,4 +364,34 @@ fn the_slurm_command_prints_a_job_array_over_the_sweep() {
     assert!(exec.ends_with("--only \"$SLURM_ARRAY_TASK_ID\""), "{exec}");
     let syntax = std::process::Command::new("bash").arg("-n").arg("-c").arg(&script).status().unwrap();
     assert!(syntax.success());
+}
+
+#[test]
+fn uci_domains_fine_tunes_on_amazon_and_yelp_and_scores_on_imdb() {
+    let preset = Preset::load(&presets_dir().join("uci-domains.toml"), &[]).unwrap();
+    assert_eq!(preset.sweep.models, ["sentence-transformers/all-MiniLM-L6-v2"]);
+    assert_eq!(preset.sweep.methods, [MethodName::Standard, MethodName::Smart, MethodName::Sift]);
+    assert_eq!(preset.runs().len(), 9);
+    let target = preset.target.as_ref().unwrap();
+    assert_eq!(target.fractions, [0.0, 0.1]);
+    let files = |spec: &DatasetSpec| match spec {
+        DatasetSpec::UciSentiment { files } => files.clone(),
+        other => panic!("not UCI: {other:?}"),
+    };
+    assert_eq!(files(&preset.source.dataset), ["amazon_cells_labelled.txt", "yelp_labelled.txt"]);
+    assert_eq!(files(&target.dataset), ["imdb_labelled.txt"]);
+
+    if std::env::var_os(DATA_DIR_ENV).is_none() {
+        eprintln!("skipped the data half: set {DATA_DIR_ENV} to the data directory");
+        return;
+    }
+    let tokenizer =
+        TextTokenizer::from_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models/bert-cls"), 32)
+            .unwrap();
+    let data = prepare(&preset, &tokenizer).unwrap();
+    // 1,000 sentences per file: the source is Amazon + Yelp, the target pool IMDB alone.
+    assert_eq!((data.train.len() + data.dev.len(), data.dev.len()), (2000, 200));
+    let target = data.target.unwrap();
+    assert_eq!(target.test.len(), 900);
+    assert_eq!(target.train.iter().map(|(f, set)| (*f, set.len())).collect::<Vec<_>>(), [(0.0, 0), (0.1, 100)]);
 }
