@@ -80,11 +80,11 @@ type Pick = fn(&curves::StageCurves) -> Vec<(f64, f64)>;
 /// Loss panels on top, adversarial KL below (when any method has one), one column per stage.
 fn training_panels(group: &Group, scale: Scale) -> Vec<LinePanel> {
     let stages = group.stages();
-    let scaled = |label: &str| if scale.log_y { format!("{label}, log scale") } else { label.to_string() };
+    let log = if scale.log_y { ", log scale" } else { "" };
     let smoothing = if scale.smoothing > 0.0 { format!(" (smoothing {})", scale.smoothing) } else { String::new() };
     let mut panels = Vec::new();
     let kinds: [(&str, &str, Pick); 2] =
-        [("training loss", "loss (nats)", |s| s.loss.clone()), ("adversarial KL", "KL (nats)", |s| s.adv_kl.clone())];
+        [("training loss", "loss", |s| s.loss.clone()), ("adversarial KL", "KL", |s| s.adv_kl.clone())];
     for (what, unit, pick) in kinds {
         let row: Vec<LinePanel> = stages
             .iter()
@@ -102,7 +102,7 @@ fn training_panels(group: &Group, scale: Scale) -> Vec<LinePanel> {
                 LinePanel {
                     title: format!("{what} · {name}{smoothing}"),
                     x_label: "updates".into(),
-                    y_label: scaled(unit),
+                    y_label: format!("{unit} (nats{log})"),
                     log_y: scale.log_y,
                     lines,
                     mark_every_point: false,

@@ -36,7 +36,8 @@ enum Shape {
 /// The colour and marker of a method, the same in every figure.
 fn style(method: MethodName) -> (RGBColor, Shape) {
     match method {
-        MethodName::Standard => (RGBColor(0x00, 0x00, 0x00), Shape::None),
+        // Near-black, so that it is not mistaken for the axes.
+        MethodName::Standard => (RGBColor(0x22, 0x22, 0x22), Shape::None),
         MethodName::R3f => (RGBColor(0xD5, 0x5E, 0x00), Shape::Cross),
         MethodName::Smart => (RGBColor(0xE6, 0x9F, 0x00), Shape::Triangle),
         MethodName::Alum => (RGBColor(0x00, 0x9E, 0x73), Shape::Diamond),
@@ -184,7 +185,7 @@ fn draw_line_panel(area: &DrawingArea<SVGBackend, plotters::coord::Shift>, panel
         .y_desc(&panel.y_label)
         .x_labels(6)
         .y_labels(6)
-        .light_line_style(WHITE)
+        .light_line_style(TRANSPARENT)
         .x_label_formatter(&|v| format!("{v:.0}"))
         .y_label_formatter(&|v| format_number(if log_y { 10f64.powf(*v) } else { *v }))
         .draw()?;
@@ -250,7 +251,7 @@ fn draw_forest_panel(
         .x_labels(5)
         .y_labels(rows * 2 + 1)
         .disable_y_mesh()
-        .light_line_style(WHITE)
+        .light_line_style(TRANSPARENT)
         .x_label_formatter(&|v| format!("{v:+.2}"))
         .y_label_formatter(&row_name)
         .draw()?;
