@@ -345,6 +345,16 @@ fn finished_runs_fill_the_table_and_export() {
     let csv = std::fs::read_to_string(h.runs_dir().join("results.csv")).unwrap();
     assert!(csv.starts_with("preset,model,method,column"), "{csv}");
     assert!(h.app.notice.as_ref().is_some_and(|n| n.text.contains("results.csv")));
+
+    // `P` writes the figures of the runs directory; these runs have results but no curves yet.
+    h.press('P');
+    let figures = h.runs_dir().join("figures");
+    let notice = h.app.notice.clone().unwrap();
+    assert!(notice.text.contains("1 figure(s) written") && notice.text.contains("figures"), "{notice:?}");
+    assert!(figures.join("tiny__all-MiniLM-L6-v2__forest.svg").is_file());
+    // The figures folder is not a run: the table still has its two rows.
+    h.press('r');
+    assert_eq!(h.app.results.as_ref().unwrap().rows().count(), 2);
 }
 
 #[test]

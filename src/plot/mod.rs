@@ -51,10 +51,13 @@ pub fn write_figures(runs_dir: &Path, out_dir: &Path, scale: Scale) -> anyhow::R
         let title = format!("{} · {}", group.preset, group.model);
         let methods = group.methods();
 
+        // A run without metrics (results copied without their metrics.jsonl) has no curves.
         let training = training_panels(&group, scale);
-        let path = file("training");
-        line_figure(&path, &format!("{title} · training"), &methods, &training, group.stages().len())?;
-        files.push(path);
+        if !training.is_empty() {
+            let path = file("training");
+            line_figure(&path, &format!("{title} · training"), &methods, &training, group.stages().len())?;
+            files.push(path);
+        }
 
         let evaluation = evaluation_panels(&group);
         if !evaluation.is_empty() {

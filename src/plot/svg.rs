@@ -18,7 +18,7 @@ pub const PANEL_WIDTH: u32 = 460;
 const PANEL_HEIGHT: u32 = 320;
 const HEADER_HEIGHT: u32 = 64;
 const FONT: &str = "sans-serif";
-/// Zero lines and reference lines.
+/// The majority-class line.
 const REFERENCE: RGBColor = RGBColor(0x80, 0x80, 0x80);
 /// Markers drawn along a long line, enough to identify it without cluttering it.
 const MARKERS_PER_LINE: usize = 8;
@@ -214,7 +214,7 @@ pub fn forest_figure(path: &Path, title: &str, panels: &[ForestPanel]) -> anyhow
     let root = SVGBackend::new(path, (PANEL_WIDTH * columns as u32, height)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| failed(path, e))?;
     let (header, body) = root.split_vertically(HEADER_HEIGHT);
-    let note = "Δ from standard with 95 % bootstrap interval; dotted: majority-class baseline";
+    let note = "Δ from standard with its 95 % bootstrap interval (the table's); dashed: majority-class baseline";
     header.draw(&Text::new(title.to_string(), (12, 8), (FONT, 20).into_font())).map_err(|e| failed(path, e))?;
     header.draw(&Text::new(note, (12, 38), (FONT, 13).into_font())).map_err(|e| failed(path, e))?;
     for (panel, area) in panels.iter().zip(body.split_evenly((1, columns))) {
@@ -250,16 +250,16 @@ fn draw_forest_panel(
         .x_desc(format!("Δ {} vs standard", panel.metric.label()))
         .x_labels(5)
         .y_labels(rows * 2 + 1)
-        .disable_y_mesh()
-        .light_line_style(TRANSPARENT)
+        .disable_mesh()
         .x_label_formatter(&|v| format!("{v:+.2}"))
         .y_label_formatter(&row_name)
         .draw()?;
     let top = rows as f64 - 0.5;
-    chart.draw_series(std::iter::once(PathElement::new(vec![(0.0, -0.5), (0.0, top)], REFERENCE.stroke_width(1))))?;
+    chart.draw_series(std::iter::once(PathElement::new(vec![(0.0, -0.5), (0.0, top)], BLACK.stroke_width(1))))?;
     if let Some(baseline) = panel.baseline {
-        let dots = (0..=rows * 4).map(|i| (baseline, -0.5 + i as f64 / 4.0));
-        chart.draw_series(dots.map(|p| Circle::new(p, 1, REFERENCE.filled())))?;
+        // Dashes a tenth of a row long, a tenth apart.
+        let dashes = (0..rows * 5).map(|i| -0.5 + i as f64 / 5.0).map(|y| vec![(baseline, y), (baseline, y + 0.1)]);
+        chart.draw_series(dashes.map(|dash| PathElement::new(dash, REFERENCE.stroke_width(2))))?;
     }
     for (i, row) in panel.rows.iter().enumerate() {
         let y = (rows - 1 - i) as f64;
