@@ -182,6 +182,15 @@ fn bad_values_name_the_key() {
     // The same checks apply to values from --set, which have no line.
     let error = load_error(BASE, &["train.batch_size=0"]);
     assert_names(&error, &["`train.batch_size` (--set)", "at least 1"]);
+    // Evaluation names share a namespace with the splits they are written beside.
+    for name in ["source-dev", "target-test", "10%"] {
+        let evaluate = format!(r#"source.evaluate=[{{name = "{name}", dataset = {{kind = "twitter-hate"}}}}]"#);
+        let error = load_error(BASE, &[&evaluate]);
+        assert_names(&error, &["`source.evaluate[0]`", name, "split of its own"]);
+    }
+    let fine = r#"source.evaluate=[{name = "in_domain_dev", dataset = {kind = "twitter-hate"}}]"#;
+    let dir = tempfile::tempdir().unwrap();
+    assert!(Preset::load(&write(dir.path(), "p.toml", BASE), &[fine.to_string()]).is_ok());
 }
 
 #[test]
