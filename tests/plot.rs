@@ -95,7 +95,7 @@ fn texts_starting<'a>(elements: &'a [Element], prefix: &str) -> Vec<&'a str> {
 }
 
 /// The polylines drawn in a method's colour: its lines (one per panel) and its legend sample.
-fn method_lines<'a>(elements: &'a [Element], method: MethodName) -> Vec<&'a Element> {
+fn method_lines(elements: &[Element], method: MethodName) -> Vec<&Element> {
     elements.iter().filter(|e| e.tag == "polyline" && e.attr("stroke") == method_color(method)).collect()
 }
 

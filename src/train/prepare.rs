@@ -64,7 +64,7 @@ pub fn prepare(preset: &Preset, tokenizer: &TextTokenizer) -> anyhow::Result<Pre
     let mut warnings = std::mem::take(&mut source.warnings);
     let (dev_idx, train_idx) = stratified_split(&source.labels(), source_cfg.dev_fraction, seed);
     let train = LabeledSet::tokenize("source-train", &source.select(&train_idx), tokenizer)?;
-    let dev = LabeledSet::tokenize("source-dev", &source.select(&dev_idx), tokenizer)?;
+    let dev = LabeledSet::tokenize(&Split::SourceDev.to_string(), &source.select(&dev_idx), tokenizer)?;
 
     let evaluations = source_cfg
         .evaluate
@@ -98,7 +98,7 @@ fn split_target(pool: &Dataset, fractions: &[f64], seed: u64, tokenizer: &TextTo
     let largest = fractions.iter().copied().fold(0.0, f64::max);
     let (train_idx, test_idx) = stratified_split(&pool.labels(), largest, seed);
     let train_pool = pool.select(&train_idx);
-    let test = LabeledSet::tokenize("target-test", &pool.select(&test_idx), tokenizer)?;
+    let test = LabeledSet::tokenize(&Split::TargetTest.to_string(), &pool.select(&test_idx), tokenizer)?;
     let train = fractions
         .iter()
         .map(|&f| {
