@@ -222,6 +222,7 @@ fn watch_view_before_any_run() {
 #[test]
 fn small_terminals_still_render() {
     let mut app = standard_and_sift();
+    app.update(Msg::Results(Ok(results_summary())));
     for (width, height) in [(80, 24), (40, 12), (10, 4), (1, 1)] {
         for view in [View::Setup, View::Run, View::Results] {
             app.view = view;
