@@ -3,6 +3,7 @@
 //! labels everything with the majority class would sit. The SVG figure and the console's results
 //! view both draw these panels.
 use crate::experiment::table::{Cell, Difference, Summary};
+use crate::method::MethodName;
 use crate::metrics::{Metric, Split};
 
 /// One method's row of a panel.
@@ -60,7 +61,7 @@ pub fn forest_panels(summary: &Summary) -> Vec<ForestPanel<'_>> {
             let rows: Vec<ForestRow> =
                 cells().filter_map(|cell| Some(ForestRow { cell, difference: cell.vs_standard? })).collect();
             let Some(first) = rows.first() else { continue };
-            let standard = cells().find(|c| c.method == crate::method::MethodName::Standard);
+            let standard = cells().find(|c| c.method == MethodName::Standard);
             let baseline = summary.baseline(preset, column).zip(standard).map(|(b, s)| b.value - s.mean);
             panels.push(ForestPanel { preset, model, column, metric: first.cell.metric, rows, baseline });
         }

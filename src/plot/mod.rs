@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use crate::experiment::sweep::model_slug;
+use crate::experiment::sweep::{filesystem_safe, model_slug};
 use crate::experiment::table::{collect, summarize};
 use crate::metrics::Split;
 use curves::{band, groups, read_runs, Group};
@@ -46,7 +46,7 @@ pub fn write_figures(runs_dir: &Path, out_dir: &Path, scale: Scale) -> anyhow::R
     std::fs::create_dir_all(out_dir).with_context(|| format!("{}: cannot create", out_dir.display()))?;
     let mut files = Vec::new();
     for group in groups(&runs) {
-        let stem = format!("{}__{}", group.preset, model_slug(group.model));
+        let stem = format!("{}__{}", filesystem_safe(group.preset), model_slug(group.model));
         let file = |kind: &str| out_dir.join(format!("{stem}__{kind}.svg"));
         let title = format!("{} · {}", group.preset, group.model);
         let methods = group.methods();

@@ -11,10 +11,10 @@ use super::forest::ForestPanel;
 use super::scale::{decimate, format_number};
 use crate::method::MethodName;
 
-pub type Panel<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+type Panel<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 
 /// Width of one panel in pixels (and its resolution for decimation).
-pub const PANEL_WIDTH: u32 = 460;
+const PANEL_WIDTH: u32 = 460;
 const PANEL_HEIGHT: u32 = 320;
 const HEADER_HEIGHT: u32 = 64;
 const FONT: &str = "sans-serif";
