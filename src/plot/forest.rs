@@ -35,12 +35,14 @@ pub struct ForestPanel<'a> {
 }
 
 impl ForestPanel<'_> {
-    /// The x range that holds 0, every interval and the baseline, with a little room.
+    /// The x range that holds 0, every interval and the baseline, with a little room, and at
+    /// least ±0.05 wide so that identical arms (every Δ 0) still get readable ticks.
     pub fn range(&self) -> [f64; 2] {
         let ends = self.rows.iter().flat_map(|r| [r.difference.lo, r.difference.hi]).chain(self.baseline);
         let (lo, hi) = ends.fold((0.0f64, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
-        let pad = ((hi - lo) * 0.08).max(1e-3);
-        [lo - pad, hi + pad]
+        let half = ((hi - lo) * 0.58).max(0.05);
+        let center = (lo + hi) / 2.0;
+        [center - half, center + half]
     }
 
     /// `Δ 10% (accuracy)`.
@@ -67,4 +69,42 @@ pub fn forest_panels(summary: &Summary) -> Vec<ForestPanel<'_>> {
         }
     }
     panels
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Metric;
+
+    fn panel(differences: &[(f64, f64, f64)], baseline: Option<f64>) -> [f64; 2] {
+        let cell = Cell {
+            preset: "p".into(),
+            model: "m".into(),
+            method: MethodName::Sift,
+            column: Split::Fraction(0.1),
+            metric: Metric::Accuracy,
+            seeds: vec![1],
+            mean: 0.5,
+            std: None,
+            vs_standard: None,
+            single_class_runs: 0,
+        };
+        let rows = differences
+            .iter()
+            .map(|&(diff, lo, hi)| ForestRow {
+                cell: &cell,
+                difference: Difference { diff, lo, hi, shared_seeds: 1, significant: false },
+            })
+            .collect();
+        let column = Split::Fraction(0.1);
+        ForestPanel { preset: "p", model: "m", column: &column, metric: Metric::Accuracy, rows, baseline }.range()
+    }
+
+    #[test]
+    fn the_range_holds_zero_every_interval_and_the_baseline() {
+        let [lo, hi] = panel(&[(0.2, 0.1, 0.3)], Some(-0.4));
+        assert!(lo < -0.4 && hi > 0.3, "{lo} {hi}");
+        let [lo, hi] = panel(&[(0.0, 0.0, 0.0)], None);
+        assert_eq!([lo, hi], [-0.05, 0.05], "identical arms still get a readable axis");
+    }
 }
