@@ -217,6 +217,13 @@ fn the_plot_command_writes_svg_files() {
         .output()
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
+    let odd_smoothing = std::process::Command::new(env!("CARGO_BIN_EXE_sift-tui"))
+        .args(["plot", "--smoothing", "0.5"])
+        .arg(fixture())
+        .output()
+        .unwrap();
+    assert_eq!(odd_smoothing.status.code(), Some(2), "only the console's smoothing steps");
+    assert!(String::from_utf8_lossy(&odd_smoothing.stderr).contains("0.95"));
     let empty = tempfile::tempdir().unwrap();
     let none =
         std::process::Command::new(env!("CARGO_BIN_EXE_sift-tui")).arg("plot").arg(empty.path()).output().unwrap();
