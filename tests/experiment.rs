@@ -2,12 +2,15 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
-use sift_tui::experiment::preset::{Metric, Preset};
+use sift_tui::data::DATA_DIR_ENV;
+use sift_tui::experiment::preset::{DatasetSpec, Preset};
 use sift_tui::experiment::results::RunResults;
 use sift_tui::experiment::rundir::{Launch, RunDir};
 use sift_tui::experiment::sweep::{list_runs, select};
 use sift_tui::method::MethodName;
-use sift_tui::train::events::Scores;
+use sift_tui::metrics::{Metric, Scores};
+use sift_tui::model::tokenizer::TextTokenizer;
+use sift_tui::train::prepare::prepare;
 
 /// A valid preset that does not depend on the label map's form.
 const BASE: &str = r#"
@@ -76,7 +79,7 @@ fn every_preset_loads_and_round_trips() {
             count += 1;
         }
     }
-    assert_eq!(count, 3);
+    assert_eq!(count, 4);
 }
 
 #[test]
@@ -184,6 +187,15 @@ fn bad_values_name_the_key() {
     // The same checks apply to values from --set, which have no line.
     let error = load_error(BASE, &["train.batch_size=0"]);
     assert_names(&error, &["`train.batch_size` (--set)", "at least 1"]);
+    // Evaluation names share a namespace with the splits they are written beside.
+    for name in ["source-dev", "target-test", "10%"] {
+        let evaluate = format!(r#"source.evaluate=[{{name = "{name}", dataset = {{kind = "twitter-hate"}}}}]"#);
+        let error = load_error(BASE, &[&evaluate]);
+        assert_names(&error, &["`source.evaluate[0]`", name, "split of its own"]);
+    }
+    let fine = r#"source.evaluate=[{name = "in_domain_dev", dataset = {kind = "twitter-hate"}}]"#;
+    let dir = tempfile::tempdir().unwrap();
+    assert!(Preset::load(&write(dir.path(), "p.toml", BASE), &[fine.to_string()]).is_ok());
 }
 
 #[test]
@@ -389,7 +401,8 @@ fn writing_needs_the_lock() {
 }
 
 fn results(run_id: &str) -> RunResults {
-    let scores = Scores { accuracy: 0.5, macro_f1: 0.5, mcc: 0.0, loss: 0.7, examples: 2 };
+    let scores =
+        Scores { accuracy: 0.5, macro_f1: 0.5, mcc: 0.0, loss: 0.7, examples: 2, predicted_counts: vec![1, 1] };
     RunResults {
         run_id: run_id.into(),
         preset: "t".into(),
@@ -462,4 +475,34 @@ fn the_slurm_script_takes_no_lines_from_the_preset() {
     assert_eq!(directives, 5, "job-name, array, time, cpus-per-task, mem: {script}");
     let syntax = std::process::Command::new("bash").arg("-n").arg("-c").arg(&script).status().unwrap();
     assert!(syntax.success());
+}
+
+#[test]
+fn uci_domains_fine_tunes_on_amazon_and_yelp_and_scores_on_imdb() {
+    let preset = Preset::load(&presets_dir().join("uci-domains.toml"), &[]).unwrap();
+    assert_eq!(preset.sweep.models, ["sentence-transformers/all-MiniLM-L6-v2"]);
+    assert_eq!(preset.sweep.methods, [MethodName::Standard, MethodName::Smart, MethodName::Sift]);
+    assert_eq!(preset.runs().len(), 9);
+    let target = preset.target.as_ref().unwrap();
+    assert_eq!(target.fractions, [0.0, 0.1]);
+    let files = |spec: &DatasetSpec| match spec {
+        DatasetSpec::UciSentiment { files } => files.clone(),
+        other => panic!("not UCI: {other:?}"),
+    };
+    assert_eq!(files(&preset.source.dataset), ["amazon_cells_labelled.txt", "yelp_labelled.txt"]);
+    assert_eq!(files(&target.dataset), ["imdb_labelled.txt"]);
+
+    if std::env::var_os(DATA_DIR_ENV).is_none() {
+        eprintln!("skipped the data half: set {DATA_DIR_ENV} to the data directory");
+        return;
+    }
+    let tokenizer =
+        TextTokenizer::from_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models/bert-cls"), 32)
+            .unwrap();
+    let data = prepare(&preset, &tokenizer).unwrap();
+    // 1,000 sentences per file: the source is Amazon + Yelp, the target pool IMDB alone.
+    assert_eq!((data.train.len() + data.dev.len(), data.dev.len()), (2000, 200));
+    let target = data.target.unwrap();
+    assert_eq!(target.test.len(), 900);
+    assert_eq!(target.train.iter().map(|(f, set)| (*f, set.len())).collect::<Vec<_>>(), [(0.0, 0), (0.1, 100)]);
 }

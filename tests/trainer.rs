@@ -9,6 +9,7 @@ use serde_json::Value;
 use sift_tui::experiment::preset::Preset;
 use sift_tui::experiment::results::RunResults;
 use sift_tui::experiment::rundir::RunDir;
+use sift_tui::metrics::Split;
 use sift_tui::train::events::{Command, Event};
 use sift_tui::train::trainer::spawn;
 
@@ -121,11 +122,23 @@ fn a_run_writes_every_column_and_its_metrics() {
     assert!(matches!(drive(&preset, &runs, false, None), Event::Finished { .. }));
     let run = run_path(&runs, &preset);
     let results = results(&run);
-    let columns: Vec<&str> = results.columns.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(columns, ["0%", "50%"]);
+    let columns: Vec<&Split> = results.columns.iter().map(|c| &c.name).collect();
+    assert_eq!(columns, [&Split::Fraction(0.0), &Split::Fraction(0.5)]);
     // The target pool of 40 keeps half for training at 50 %: both columns score the other 20.
     assert!(results.columns.iter().all(|c| c.scores.examples == 20 && c.gold.len() == 20));
+    for column in &results.columns {
+        let mut counts = vec![0u64; column.scores.predicted_counts.len()];
+        column.predicted.iter().for_each(|&p| counts[p as usize] += 1);
+        assert_eq!(column.scores.predicted_counts, counts, "results.json counts the predicted classes");
+    }
     let lines = metrics(&run);
+    let evals: Vec<_> = lines.iter().filter(|l| l["kind"] == "eval").collect();
+    assert!(!evals.is_empty());
+    for eval in evals {
+        let counts: u64 =
+            eval["scores"]["predicted_counts"].as_array().unwrap().iter().map(|c| c.as_u64().unwrap()).sum();
+        assert_eq!(counts, eval["scores"]["examples"].as_u64().unwrap(), "every evaluation counts its predictions");
+    }
     let steps = lines.iter().filter(|l| l["kind"] == "step").count();
     assert_eq!(steps, 6 + 6, "max_steps caps both stages at 6 updates");
     assert!(lines.iter().all(|l| l["loss"].as_f64().is_none_or(f64::is_finite)));

@@ -7,11 +7,12 @@ use std::path::{Path, PathBuf};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 use ratatui::crossterm::event::KeyCode;
-use sift_tui::experiment::preset::{Metric, Preset};
+use sift_tui::experiment::preset::Preset;
 use sift_tui::experiment::results::{ColumnResult, RunResults};
 use sift_tui::experiment::rundir::RunDir;
 use sift_tui::experiment::sweep::RunSpec;
-use sift_tui::train::events::{Command, Event, Scores};
+use sift_tui::metrics::{Metric, Scores, Split};
+use sift_tui::train::events::{Command, Event};
 use sift_tui::ui::app::{App, Msg, Popup, View};
 use sift_tui::ui::runs::RunStatus;
 use sift_tui::ui::session::{Launcher, Session, TrainerChannels};
@@ -315,7 +316,7 @@ fn finished_run(runs_dir: &Path, spec: &RunSpec, correct: usize) {
         seed: spec.seed,
         metric: Metric::Accuracy,
         best_step: 10,
-        dev: scores,
+        dev: scores.clone(),
         columns: vec![ColumnResult { name: "0%".into(), scores, gold, predicted }],
         elapsed_secs: 1.0,
     })
@@ -331,15 +332,15 @@ fn finished_runs_fill_the_table_and_export() {
     emit(&first, Event::Finished { results: h.runs_dir().join("results.json") });
     h.pump();
     let table = h.app.results.as_ref().expect("a table after the first run");
-    assert_eq!(table.rows.len(), 1);
+    assert_eq!(table.rows().count(), 1);
 
     let second = h.launched.try_recv().unwrap();
     finished_run(h.runs_dir(), &second_spec, 8);
     emit(&second, Event::Finished { results: h.runs_dir().join("results.json") });
     h.pump();
     let table = h.app.results.as_ref().unwrap();
-    assert_eq!(table.rows.len(), 2);
-    assert!(table.header.contains(&"0%".to_string()));
+    assert_eq!(table.rows().count(), 2);
+    assert_eq!(table.columns, [Split::Fraction(0.0)]);
 
     h.send(code(KeyCode::Tab));
     assert_eq!(h.app.view, View::Results);
@@ -350,6 +351,16 @@ fn finished_runs_fill_the_table_and_export() {
     let csv = std::fs::read_to_string(h.runs_dir().join("results.csv")).unwrap();
     assert!(csv.starts_with("preset,model,method,column"), "{csv}");
     assert!(h.app.notice.as_ref().is_some_and(|n| n.text.contains("results.csv")));
+
+    // `P` writes the figures of the runs directory; these runs have results but no curves yet.
+    h.press('P');
+    let figures = h.runs_dir().join("figures");
+    let notice = h.app.notice.clone().unwrap();
+    assert!(notice.text.contains("1 figure(s) written") && notice.text.contains("figures"), "{notice:?}");
+    assert!(figures.join("tiny__all-MiniLM-L6-v2__forest.svg").is_file());
+    // The figures folder is not a run: the table still has its two rows.
+    h.press('r');
+    assert_eq!(h.app.results.as_ref().unwrap().rows().count(), 2);
 }
 
 #[test]

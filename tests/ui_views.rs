@@ -10,9 +10,13 @@ use ratatui::crossterm::event::KeyCode;
 use sift_tui::data::fetch::DatasetId;
 use sift_tui::download::Transfer;
 use sift_tui::experiment::assets::Item;
+use sift_tui::experiment::results::{ColumnResult, RunResults};
+use sift_tui::experiment::table::{summarize, Collected, Summary};
+use sift_tui::method::MethodName;
+use sift_tui::metrics::{Metric, Scores, Split};
 use sift_tui::model::resolve::Availability;
 use sift_tui::train::events::Event;
-use sift_tui::ui::app::{App, Mode, Msg, ResultsTable, View};
+use sift_tui::ui::app::{App, Mode, Msg, View};
 use sift_tui::ui::form::SetupForm;
 use sift_tui::ui::keys::KeyMap;
 use sift_tui::ui::procstat::ProcessUsage;
@@ -231,22 +235,52 @@ fn help_lists_every_key() {
     assert_snapshot!(render(&app, 100, 34));
 }
 
+/// A results table summarised from runs: standard and SiFT over three seeds (SiFT right on more
+/// examples at 0 %), and a SMART run that labels every 0 % example alike.
+fn results_summary() -> Summary {
+    const EXAMPLES: usize = 40;
+    let run = |method: MethodName, seed: u64, correct: [usize; 2], constant: Option<u32>| {
+        let gold: Vec<u32> = (0..EXAMPLES as u32).map(|i| i % 2).collect();
+        let column = |split: Split, correct: usize, constant: Option<u32>| {
+            let predicted: Vec<u32> = match constant {
+                Some(label) => vec![label; EXAMPLES],
+                None => gold.iter().enumerate().map(|(i, &g)| if i < correct { g } else { 1 - g }).collect(),
+            };
+            ColumnResult { name: split, scores: Scores::default(), gold: gold.clone(), predicted }
+        };
+        RunResults {
+            run_id: format!("quick__all-MiniLM-L6-v2__{method}__s{seed}"),
+            preset: "quick".into(),
+            model: "all-MiniLM-L6-v2".into(),
+            method,
+            seed,
+            metric: Metric::Accuracy,
+            best_step: 10,
+            dev: Scores::default(),
+            columns: vec![
+                column(Split::Fraction(0.0), correct[0], constant),
+                column(Split::Fraction(0.1), correct[1], None),
+            ],
+            elapsed_secs: 60.0,
+        }
+    };
+    // Sorted by method and seed, as `collect` leaves them.
+    let seeds = [(1, 0), (2, 1), (3, 2)];
+    let mut runs: Vec<RunResults> =
+        seeds.iter().map(|&(seed, k)| run(MethodName::Standard, seed, [24 + k, 28 + k], None)).collect();
+    runs.extend(seeds.iter().map(|&(seed, k)| run(MethodName::Smart, seed, [0, 27 + k], Some(1))));
+    runs.extend(seeds.iter().map(|&(seed, k)| run(MethodName::Sift, seed, [32 + k, 29 + k], None)));
+    let collected =
+        Collected { runs, without_results: vec!["quick__all-MiniLM-L6-v2__alum__s1".into()], warnings: Vec::new() };
+    summarize(&collected)
+}
+
 #[test]
-fn results_view() {
-    let markdown = "\
-| model | method | 0% | Δ 0% | 10% | Δ 10% |
-| --- | --- | --- | --- | --- | --- |
-| all-MiniLM-L6-v2 | standard | 0.612 ± 0.020 (3) | — | 0.701 ± 0.011 (3) | — |
-| all-MiniLM-L6-v2 | sift | 0.655 ± 0.018 (3) | +0.043 [+0.012, +0.071] * | 0.712 ± 0.009 (3) | +0.011 [-0.010, +0.030] |
-
-Each cell: mean ± sample std over seeds (n seeds) of accuracy.
-
-Not included, no results yet (running or crashed): quick__all-MiniLM-L6-v2__smart__s1.
-";
+fn results_view_with_the_forest_plot() {
     let mut app = console_app(vec![quick_preset()], Path::new("runs"));
-    app.update(Msg::Results(Ok(ResultsTable::from_markdown(markdown))));
+    app.update(Msg::Results(Ok(results_summary())));
     app.update(code(KeyCode::BackTab));
-    assert_snapshot!(render(&app, WIDTH, 16));
+    assert_snapshot!(render(&app, WIDTH, 26));
 }
 
 #[test]
@@ -258,6 +292,7 @@ fn watch_view_before_any_run() {
 #[test]
 fn small_terminals_still_render() {
     let mut app = standard_and_sift();
+    app.update(Msg::Results(Ok(results_summary())));
     for (width, height) in [(80, 24), (40, 12), (10, 4), (1, 1)] {
         for view in [View::Setup, View::Run, View::Results] {
             app.view = view;

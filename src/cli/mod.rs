@@ -2,6 +2,7 @@
 pub mod bench;
 mod data;
 mod encode;
+mod plot;
 mod progress;
 mod run;
 mod slurm;
@@ -42,6 +43,8 @@ enum Command {
     Resume(run::ResumeArgs),
     /// Print the results table of a runs directory (mean ± std over seeds, differences from standard).
     Table(table::TableArgs),
+    /// Write SVG figures of a runs directory: training and evaluation curves, and the forest plot.
+    Plot(plot::PlotArgs),
     /// Encode texts (one per line) and write the last hidden states to a safetensors file.
     Encode(encode::EncodeArgs),
     /// Print an sbatch job-array script with one task per run of a preset.
@@ -102,6 +105,7 @@ pub fn main() -> ExitCode {
         Some(Command::Run(args)) => run::run(&args),
         Some(Command::Resume(args)) => run::resume(&args),
         Some(Command::Table(args)) => table::run(&args),
+        Some(Command::Plot(args)) => plot::run(&args),
         Some(Command::Encode(args)) => encode::run(&args),
         Some(Command::Slurm(args)) => slurm::run(&args),
         Some(Command::Data(args)) => data::run(&args),

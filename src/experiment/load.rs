@@ -10,6 +10,7 @@ use toml::de::{DeTable, DeValue};
 
 use super::preset::Preset;
 use super::sweep::model_slug;
+use crate::metrics::Split;
 
 impl Preset {
     /// Reads the preset at `path`, applies `overrides` (`KEY=VALUE`, dotted keys, TOML values) in
@@ -208,6 +209,13 @@ fn validate_source(preset: &Preset) -> Result<(), Invalid> {
     let names: Vec<&str> = source.evaluate.iter().map(|e| e.name.as_str()).collect();
     if let Some(i) = names.iter().position(|name| name.trim().is_empty()) {
         return Err(Invalid { key: KeyPath::new(&["source", "evaluate"]).at(i), message: "empty name".into() });
+    }
+    // A name is written where splits are (metrics.jsonl, results.json), so it must read back as a name.
+    if let Some(i) = names.iter().position(|name| !matches!(Split::from(*name), Split::Named(_))) {
+        return Err(Invalid {
+            key: KeyPath::new(&["source", "evaluate"]).at(i),
+            message: format!("`{}` names a split of its own (source-dev, target-test or a percentage)", names[i]),
+        });
     }
     unique(&names, &["source", "evaluate"])
 }

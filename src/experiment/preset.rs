@@ -3,8 +3,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{LabelMap, TableSpec};
 use crate::method::{MethodName, MethodsConfig};
+use crate::metrics::Metric;
 use crate::model::kernels::Kernels;
-use crate::train::optim::AdamWConfig;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -101,14 +101,6 @@ pub struct TargetConfig {
     pub epochs: Option<f64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Metric {
-    Accuracy,
-    MacroF1,
-    Mcc,
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
@@ -159,6 +151,22 @@ impl Default for TrainConfig {
             group_by_length: false,
             optimizer: AdamWConfig::default(),
         }
+    }
+}
+
+/// AdamW's hyperparameters (`[train.optimizer]`); the optimizer itself is the trainer's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdamWConfig {
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    pub weight_decay: f64,
+}
+
+impl Default for AdamWConfig {
+    fn default() -> Self {
+        Self { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01 }
     }
 }
 

@@ -1,9 +1,8 @@
 //! `results.json`: what one finished run reports, read back by `table` and `watch`.
 use serde::{Deserialize, Serialize};
 
-use super::preset::Metric;
 use crate::method::MethodName;
-use crate::train::events::Scores;
+use crate::metrics::{Metric, Scores, Split};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunResults {
@@ -25,7 +24,8 @@ pub struct RunResults {
 /// Scores on one test split, with the per-example predictions that the bootstrap resamples.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ColumnResult {
-    pub name: String,
+    /// A [`Split::Fraction`] or [`Split::Named`] column.
+    pub name: Split,
     pub scores: Scores,
     pub gold: Vec<u32>,
     pub predicted: Vec<u32>,

@@ -234,7 +234,7 @@ impl RunDir {
         Ok(())
     }
 
-    /// Appends one JSON line to `metrics.jsonl` (the trainer writes `train::events::MetricsLine`s).
+    /// Appends one JSON line to `metrics.jsonl` (the trainer writes `metrics::MetricsLine`s).
     pub fn append_metrics(&self, line: &impl serde::Serialize) -> anyhow::Result<()> {
         self.ensure_locked("writing metrics")?;
         let path = self.metrics_path();

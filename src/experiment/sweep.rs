@@ -57,7 +57,8 @@ pub fn model_slug(model: &str) -> String {
     filesystem_safe(last)
 }
 
-fn filesystem_safe(name: &str) -> String {
+/// `name` with every character outside `[A-Za-z0-9._-]` replaced by `-`.
+pub fn filesystem_safe(name: &str) -> String {
     name.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '-' }).collect()
 }
 

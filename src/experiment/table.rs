@@ -12,11 +12,10 @@ use anyhow::Context;
 use rand::Rng;
 use serde::Serialize;
 
-use super::preset::Metric;
 use super::results::RunResults;
 use super::rundir::RunDir;
 use crate::method::MethodName;
-use crate::train::metrics::Confusion;
+use crate::metrics::{predicts_one_class, Confusion, Metric, Split, SINGLE_CLASS_SHARE};
 
 /// Bootstrap resamples per difference.
 pub const BOOTSTRAP_RESAMPLES: usize = 2000;
@@ -110,37 +109,113 @@ fn drop_conflicting_runs(collected: &mut Collected) {
 }
 
 /// One row × column of the table.
-#[derive(Debug, Clone, Serialize)]
-struct Cell {
-    preset: String,
-    model: String,
-    method: MethodName,
-    column: String,
-    metric: Metric,
-    seeds: Vec<u64>,
-    mean: f64,
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Cell {
+    pub preset: String,
+    pub model: String,
+    pub method: MethodName,
+    pub column: Split,
+    pub metric: Metric,
+    pub seeds: Vec<u64>,
+    pub mean: f64,
     /// Sample standard deviation over seeds; absent for a single seed.
-    std: Option<f64>,
-    vs_standard: Option<Difference>,
+    pub std: Option<f64>,
+    pub vs_standard: Option<Difference>,
+    /// Runs of the cell that put (nearly) every test example into one class
+    /// ([`crate::metrics::SINGLE_CLASS_SHARE`]).
+    pub single_class_runs: usize,
 }
+
+impl Cell {
+    /// `0.612 ± 0.020 (3)`, flagged ` †` when every run predicts one class (` †1/3` when some do).
+    pub fn format_value(&self) -> String {
+        let n = self.seeds.len();
+        let value = match self.std {
+            Some(std) => format!("{:.3} ± {std:.3} ({n})", self.mean),
+            None => format!("{:.3} ({n})", self.mean),
+        };
+        match self.single_class_runs {
+            0 => value,
+            k if k == n => format!("{value} {SINGLE_CLASS_MARK}"),
+            k => format!("{value} {SINGLE_CLASS_MARK}{k}/{n}"),
+        }
+    }
+
+    /// `+0.043 [+0.012, +0.071] *`, `—` for standard itself, empty without a difference.
+    pub fn format_difference(&self) -> String {
+        match (&self.vs_standard, self.method) {
+            (_, MethodName::Standard) => "—".into(),
+            (Some(d), _) => {
+                format!("{:+.3} [{:+.3}, {:+.3}]{}", d.diff, d.lo, d.hi, if d.significant { " *" } else { "" })
+            }
+            (None, _) => String::new(),
+        }
+    }
+
+    pub fn is_significant(&self) -> bool {
+        self.vs_standard.is_some_and(|d| d.significant)
+    }
+
+    fn row_key(&self) -> (&str, &str, MethodName) {
+        (&self.preset, &self.model, self.method)
+    }
+}
+
+/// Marks a cell whose runs predict a single class.
+pub const SINGLE_CLASS_MARK: &str = "†";
 
 /// A method's mean minus standard's over the seeds both have, with a bootstrap percentile interval.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-struct Difference {
-    diff: f64,
-    lo: f64,
-    hi: f64,
-    shared_seeds: usize,
+pub struct Difference {
+    pub diff: f64,
+    pub lo: f64,
+    pub hi: f64,
+    pub shared_seeds: usize,
     /// The interval excludes 0.
-    significant: bool,
+    pub significant: bool,
 }
 
-/// The table's content, before formatting.
-struct Summary {
-    cells: Vec<Cell>,
-    columns: Vec<String>,
+/// What labelling every test example with the column's most frequent gold class scores.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Baseline {
+    pub preset: String,
+    pub column: Split,
+    pub metric: Metric,
+    /// The most frequent gold label and its share of the test examples.
+    pub class: u32,
+    pub share: f64,
+    pub value: f64,
+}
+
+/// The table's content, typed: what every output format and the console render.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Summary {
+    /// Columns in the order the runs report them.
+    pub columns: Vec<Split>,
+    /// Sorted by preset, model and method, then by column.
+    pub cells: Vec<Cell>,
+    /// The majority-class baseline of each preset's columns.
+    pub baselines: Vec<Baseline>,
+    /// The explanation of the cells and every note, one paragraph each, as the Markdown prints them.
+    pub footnotes: Vec<String>,
     /// Why some differences have no interval.
     notes: Vec<String>,
+}
+
+impl Summary {
+    /// The cells of each (preset, model, method) row.
+    pub fn rows(&self) -> impl Iterator<Item = &[Cell]> {
+        self.cells.chunk_by(|a, b| a.row_key() == b.row_key())
+    }
+
+    pub fn several_presets(&self) -> bool {
+        self.cells.iter().any(|c| c.preset != self.cells[0].preset)
+    }
+
+    /// The baseline of `column` in `preset`.
+    pub fn baseline(&self, preset: &str, column: &Split) -> Option<&Baseline> {
+        self.baselines.iter().find(|b| b.preset == preset && &b.column == column)
+    }
 }
 
 /// One run's labels on one column.
@@ -162,26 +237,27 @@ impl Row<'_> {
     }
 
     /// Every run of the row that has `column`.
-    fn column(&self, column: &str) -> Vec<Scored<'_>> {
+    fn column(&self, column: &Split) -> Vec<Scored<'_>> {
         self.runs
             .iter()
             .filter_map(|run| {
-                let c = run.columns.iter().find(|c| c.name == column)?;
+                let c = run.columns.iter().find(|c| &c.name == column)?;
                 Some(Scored { seed: run.seed, gold: &c.gold, predicted: &c.predicted })
             })
             .collect()
     }
 }
 
-fn summarize(collected: &Collected) -> Summary {
+/// The typed table of the collected runs.
+pub fn summarize(collected: &Collected) -> Summary {
     let rows: Vec<Row> = collected.runs.chunk_by(|a, b| row_key(a) == row_key(b)).map(|runs| Row { runs }).collect();
-    let mut columns: Vec<String> = Vec::new();
+    let mut columns: Vec<Split> = Vec::new();
     for column in collected.runs.iter().flat_map(|run| &run.columns) {
         if !columns.contains(&column.name) {
             columns.push(column.name.clone());
         }
     }
-    let mut summary = Summary { cells: Vec::new(), columns, notes: Vec::new() };
+    let mut summary = Summary { columns, ..Summary::default() };
     for row in &rows {
         let standard = rows.iter().find(|other| {
             let (a, b) = (other.first(), row.first());
@@ -209,6 +285,11 @@ fn summarize(collected: &Collected) -> Summary {
                 }
                 _ => None,
             };
+            let single_class_runs =
+                runs.iter().filter(|run| predicts_one_class(&counts(classes, run.predicted))).count();
+            if summary.baseline(&first.preset, column).is_none() {
+                summary.baselines.push(baseline(&first.preset, column, first.metric, classes, runs[0].gold));
+            }
             summary.cells.push(Cell {
                 preset: first.preset.clone(),
                 model: first.model.clone(),
@@ -219,16 +300,42 @@ fn summarize(collected: &Collected) -> Summary {
                 mean,
                 std,
                 vs_standard,
+                single_class_runs,
             });
         }
     }
+    summary.footnotes = footnotes(collected, &summary);
     summary
 }
 
+/// How many of `labels` fall in each of `classes` classes.
+fn counts(classes: usize, labels: &[u32]) -> Vec<u64> {
+    let mut counts = vec![0; classes];
+    labels.iter().for_each(|&label| counts[label as usize] += 1);
+    counts
+}
+
+/// The score of labelling every example of `gold` with its most frequent class (the lowest such
+/// label on a tie).
+fn baseline(preset: &str, column: &Split, metric: Metric, classes: usize, gold: &[u32]) -> Baseline {
+    let gold_counts = counts(classes, gold);
+    let most = gold_counts.iter().copied().max().unwrap_or(0);
+    let class = gold_counts.iter().position(|&c| c == most).unwrap_or(0) as u32;
+    let constant = vec![class; gold.len()];
+    Baseline {
+        preset: preset.to_string(),
+        column: column.clone(),
+        metric,
+        class,
+        share: if gold.is_empty() { 0.0 } else { most as f64 / gold.len() as f64 },
+        value: score(metric, classes, gold, &constant, None),
+    }
+}
+
 /// Labels in a column, over every run of a preset, so all its cells count classes alike.
-fn class_count<'a>(runs: impl Iterator<Item = &'a RunResults>, column: &str) -> usize {
+fn class_count<'a>(runs: impl Iterator<Item = &'a RunResults>, column: &Split) -> usize {
     let labels = runs
-        .flat_map(|r| r.columns.iter().filter(|c| c.name == column))
+        .flat_map(|r| r.columns.iter().filter(|c| &c.name == column))
         .flat_map(|c| c.gold.iter().chain(&c.predicted));
     labels.max().map_or(0, |&max| max as usize + 1)
 }
@@ -240,11 +347,7 @@ fn score(metric: Metric, classes: usize, gold: &[u32], predicted: &[u32], indice
         Some(indices) => indices.iter().for_each(|&i| confusion.add(gold[i] as usize, predicted[i] as usize)),
         None => gold.iter().zip(predicted).for_each(|(&g, &p)| confusion.add(g as usize, p as usize)),
     }
-    match metric {
-        Metric::Accuracy => confusion.accuracy(),
-        Metric::MacroF1 => confusion.macro_f1(),
-        Metric::Mcc => confusion.mcc(),
-    }
+    confusion.value(metric)
 }
 
 /// Mean and sample standard deviation (`None` for fewer than two values).
@@ -319,69 +422,54 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 pub fn render(collected: &Collected, format: Format) -> String {
     let summary = summarize(collected);
     match format {
-        Format::Md => markdown(collected, &summary),
+        Format::Md => markdown(&summary),
         Format::Csv => csv(&summary),
         Format::Json => json(collected, &summary),
     }
 }
 
-fn markdown(collected: &Collected, summary: &Summary) -> String {
-    let several_presets = summary.cells.iter().any(|c| c.preset != summary.cells[0].preset);
+/// The header of the Markdown table and of the console's.
+pub fn header(summary: &Summary) -> Vec<String> {
     let mut header: Vec<String> = Vec::new();
-    if several_presets {
+    if summary.several_presets() {
         header.push("preset".into());
     }
     header.extend(["model".into(), "method".into()]);
     for column in &summary.columns {
-        header.extend([column.clone(), format!("Δ {column}")]);
+        header.extend([column.to_string(), format!("Δ {column}")]);
     }
+    header
+}
+
+/// The text of each cell of a row, in [`header`]'s order.
+pub fn row_texts(summary: &Summary, row: &[Cell]) -> Vec<String> {
+    let mut texts: Vec<String> = Vec::new();
+    if summary.several_presets() {
+        texts.push(row[0].preset.clone());
+    }
+    texts.extend([row[0].model.clone(), row[0].method.to_string()]);
+    for column in &summary.columns {
+        let cell = row.iter().find(|c| &c.column == column);
+        texts.push(cell.map(Cell::format_value).unwrap_or_default());
+        texts.push(cell.map(Cell::format_difference).unwrap_or_default());
+    }
+    texts
+}
+
+fn markdown(summary: &Summary) -> String {
+    let header = header(summary);
     let mut lines = vec![table_line(&header), table_line(&vec!["---".to_string(); header.len()])];
-    for row in summary.cells.chunk_by(|a, b| (&a.preset, &a.model, a.method) == (&b.preset, &b.model, b.method)) {
-        let mut cells: Vec<String> = Vec::new();
-        if several_presets {
-            cells.push(row[0].preset.clone());
-        }
-        cells.extend([row[0].model.clone(), row[0].method.to_string()]);
-        for column in &summary.columns {
-            let cell = row.iter().find(|c| &c.column == column);
-            cells.push(cell.map(format_cell).unwrap_or_default());
-            cells.push(cell.map(format_difference).unwrap_or_default());
-        }
-        lines.push(table_line(&cells));
-    }
+    lines.extend(summary.rows().map(|row| table_line(&row_texts(summary, row))));
     let mut out = lines.join("\n");
-    let _ = write!(
-        out,
-        "\n\nEach cell: mean ± sample std over seeds (n seeds) of {}; ± is omitted for one seed. \
-         Δ: difference from standard (same model and column) over the seeds both have, with a {:.0} % \
-         bootstrap percentile interval over seeds and test examples ({BOOTSTRAP_RESAMPLES} resamples); \
-         * marks an interval that excludes 0.\n",
-        metric_names(summary),
-        CONFIDENCE * 100.0
-    );
-    for line in markdown_notes(collected, summary) {
-        let _ = writeln!(out, "\n{line}");
+    out.push('\n');
+    for footnote in &summary.footnotes {
+        let _ = write!(out, "\n{footnote}\n");
     }
     out
 }
 
 fn table_line(cells: &[String]) -> String {
     format!("| {} |", cells.join(" | "))
-}
-
-fn format_cell(cell: &Cell) -> String {
-    match cell.std {
-        Some(std) => format!("{:.3} ± {std:.3} ({})", cell.mean, cell.seeds.len()),
-        None => format!("{:.3} ({})", cell.mean, cell.seeds.len()),
-    }
-}
-
-fn format_difference(cell: &Cell) -> String {
-    match (&cell.vs_standard, cell.method) {
-        (_, MethodName::Standard) => "—".into(),
-        (Some(d), _) => format!("{:+.3} [{:+.3}, {:+.3}]{}", d.diff, d.lo, d.hi, if d.significant { " *" } else { "" }),
-        (None, _) => String::new(),
-    }
 }
 
 /// `accuracy`, or `accuracy (quick), mcc (cola)` when presets differ.
@@ -393,15 +481,44 @@ fn metric_names(summary: &Summary) -> String {
         }
     }
     match per_preset.as_slice() {
-        [(_, metric)] => metric_key(*metric).into(),
-        _ => {
-            per_preset.iter().map(|(preset, m)| format!("{} ({preset})", metric_key(*m))).collect::<Vec<_>>().join(", ")
-        }
+        [(_, metric)] => metric.key().into(),
+        _ => per_preset.iter().map(|(preset, m)| format!("{} ({preset})", m.key())).collect::<Vec<_>>().join(", "),
     }
 }
 
-fn markdown_notes(collected: &Collected, summary: &Summary) -> Vec<String> {
-    let mut notes = Vec::new();
+/// The paragraphs under the table: what a cell says, the flags, the baselines and the notes.
+fn footnotes(collected: &Collected, summary: &Summary) -> Vec<String> {
+    let mut notes = vec![format!(
+        "Each cell: mean ± sample std over seeds (n seeds) of {}; ± is omitted for one seed. \
+         Δ: difference from standard (same model and column) over the seeds both have, with a {:.0} % \
+         bootstrap percentile interval over seeds and test examples ({BOOTSTRAP_RESAMPLES} resamples); \
+         * marks an interval that excludes 0.",
+        metric_names(summary),
+        CONFIDENCE * 100.0
+    )];
+    if summary.cells.iter().any(|c| c.single_class_runs > 0) {
+        notes.push(format!(
+            "{SINGLE_CLASS_MARK}: every run of the cell ({SINGLE_CLASS_MARK}k/n: k of its n runs) labels at least \
+             {:.0} % of the test examples with one class, so its score reflects the class balance rather than \
+             what the model learned.",
+            SINGLE_CLASS_SHARE * 100.0
+        ));
+    }
+    if !summary.baselines.is_empty() {
+        let several = summary.several_presets();
+        let values: Vec<String> = summary
+            .baselines
+            .iter()
+            .map(|b| {
+                let preset = if several { format!("{} ", b.preset) } else { String::new() };
+                format!("{preset}{} {:.3}", b.column, b.value)
+            })
+            .collect();
+        notes.push(format!(
+            "Majority-class baseline (every test example labelled with its most frequent class): {}.",
+            values.join(", ")
+        ));
+    }
     if !collected.without_results.is_empty() {
         let ids = collected.without_results.join(", ");
         notes.push(format!("Not included, no results yet (running or crashed): {ids}."));
@@ -429,18 +546,21 @@ fn csv(summary: &Summary) -> String {
         "diff_lo",
         "diff_hi",
         "significant",
+        "single_class_runs",
+        "majority_baseline",
     ];
     let mut records = vec![header.map(String::from).to_vec()];
     for cell in &summary.cells {
         let d = cell.vs_standard;
         let optional = |value: Option<f64>| value.map(|v| v.to_string()).unwrap_or_default();
         let seeds: Vec<String> = cell.seeds.iter().map(u64::to_string).collect();
+        let baseline = summary.baseline(&cell.preset, &cell.column).map(|b| b.value);
         records.push(vec![
             cell.preset.clone(),
             cell.model.clone(),
             cell.method.to_string(),
-            cell.column.clone(),
-            metric_key(cell.metric).into(),
+            cell.column.to_string(),
+            cell.metric.key().into(),
             cell.seeds.len().to_string(),
             seeds.join(" "),
             cell.mean.to_string(),
@@ -449,6 +569,8 @@ fn csv(summary: &Summary) -> String {
             optional(d.map(|d| d.lo)),
             optional(d.map(|d| d.hi)),
             d.map(|d| d.significant.to_string()).unwrap_or_default(),
+            cell.single_class_runs.to_string(),
+            optional(baseline),
         ]);
     }
     // Writing into memory cannot fail.
@@ -456,21 +578,14 @@ fn csv(summary: &Summary) -> String {
     String::from_utf8(writer.into_inner().expect("in-memory CSV flush")).expect("CSV of UTF-8 fields")
 }
 
-/// The metric as presets spell it.
-fn metric_key(metric: Metric) -> &'static str {
-    match metric {
-        Metric::Accuracy => "accuracy",
-        Metric::MacroF1 => "macro_f1",
-        Metric::Mcc => "mcc",
-    }
-}
-
 fn json(collected: &Collected, summary: &Summary) -> String {
     let document = serde_json::json!({
         "bootstrap_resamples": BOOTSTRAP_RESAMPLES,
         "confidence": CONFIDENCE,
+        "single_class_share": SINGLE_CLASS_SHARE,
         "columns": summary.columns,
         "cells": summary.cells,
+        "baselines": summary.baselines,
         "without_results": collected.without_results,
         "warnings": collected.warnings,
         "notes": summary.notes,

@@ -10,16 +10,16 @@ use anyhow::Context;
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::events::Scores;
 use crate::data::EpochSampler;
 use crate::experiment::results::ColumnResult;
+use crate::metrics::Scores;
 use crate::rng::Rng;
 
 /// How many resumable checkpoints to keep (older ones are deleted once a newer one is complete).
 const KEEP: usize = 2;
 
 /// The best dev score of stage 1 so far.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Best {
     pub value: f64,
     pub step: usize,

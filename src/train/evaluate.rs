@@ -1,11 +1,10 @@
 //! Scoring a model on a whole split, in eval mode.
 use candle_core::{DType, Device, D};
 
-use super::events::Scores;
-use super::metrics::Confusion;
 use super::prepare::LabeledSet;
 use crate::data::collate;
 use crate::method::Method;
+use crate::metrics::{Confusion, Scores};
 use crate::model::{Classifier, Ctx};
 
 /// Scores over every example of `set`, and the predicted label of each (in the set's order).

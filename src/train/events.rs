@@ -3,10 +3,9 @@
 use std::path::PathBuf;
 
 use crossbeam_channel::{Receiver, Sender};
-use serde::{Deserialize, Serialize};
 
 use crate::download::{Progress, Transfer};
-use crate::experiment::preset::Metric;
+use crate::metrics::{EvalMetrics, StepMetrics};
 
 /// What the console (or a signal handler) asks of a running trainer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,68 +16,6 @@ pub enum Command {
     Checkpoint,
     /// Checkpoint and stop after the current step.
     Stop,
-}
-
-/// Metrics of one optimizer update.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StepMetrics {
-    pub stage: String,
-    pub step: usize,
-    pub epoch: usize,
-    pub loss: f32,
-    pub task_loss: f32,
-    pub adv_kl: Option<f32>,
-    pub lr: f64,
-    pub grad_norm: f32,
-    pub samples_per_sec: f64,
-}
-
-/// Classification metrics over a whole split.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct Scores {
-    pub accuracy: f64,
-    pub macro_f1: f64,
-    pub mcc: f64,
-    pub loss: f64,
-    pub examples: usize,
-}
-
-impl Scores {
-    pub fn value(&self, metric: Metric) -> f64 {
-        match metric {
-            Metric::Accuracy => self.accuracy,
-            Metric::MacroF1 => self.macro_f1,
-            Metric::Mcc => self.mcc,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EvalMetrics {
-    pub stage: String,
-    pub step: usize,
-    /// The split evaluated, e.g. `source-dev`, `target-test`.
-    pub split: String,
-    pub scores: Scores,
-}
-
-/// One line of a run's `metrics.jsonl`, tagged by its `kind`: the trainer writes them, `watch` and
-/// resumption read them back.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum MetricsLine {
-    Step {
-        stage_index: usize,
-        #[serde(flatten)]
-        metrics: StepMetrics,
-    },
-    Eval {
-        stage_index: usize,
-        #[serde(flatten)]
-        metrics: EvalMetrics,
-    },
-    /// A non-finite update that was not applied.
-    Skipped { stage: String, stage_index: usize, step: usize },
 }
 
 /// What a running trainer reports.

@@ -1,8 +1,7 @@
-//! The trainer (on its own thread), optimizer, schedule, metrics and checkpoints.
+//! The trainer (on its own thread), optimizer, schedule and checkpoints.
 pub mod checkpoint;
 pub mod evaluate;
 pub mod events;
-pub mod metrics;
 pub mod optim;
 pub mod prepare;
 pub mod schedule;

@@ -6,24 +6,9 @@ use std::collections::HashMap;
 
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Result, Tensor, Var};
-use serde::{Deserialize, Serialize};
 
+pub use crate::experiment::preset::AdamWConfig;
 use crate::model::kernels::optim::{adamw_in_place, sum_of_squares, AdamWStep};
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AdamWConfig {
-    pub beta1: f64,
-    pub beta2: f64,
-    pub eps: f64,
-    pub weight_decay: f64,
-}
-
-impl Default for AdamWConfig {
-    fn default() -> Self {
-        Self { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01 }
-    }
-}
 
 struct Param {
     name: String,

@@ -5,6 +5,7 @@ use anyhow::Context;
 
 use crate::data::{self, stratified_split, Dataset, LabelMap, TableSpec};
 use crate::experiment::preset::{DatasetSpec, Preset};
+use crate::metrics::Split;
 use crate::model::tokenizer::{Encoded, TextTokenizer};
 
 /// Tokenized examples with their labels (in the model's label space).
@@ -66,7 +67,7 @@ pub fn prepare(preset: &Preset, tokenizer: &TextTokenizer) -> anyhow::Result<Pre
     let mut warnings = std::mem::take(&mut source.warnings);
     let (dev_idx, train_idx) = stratified_split(&source.labels(), source_cfg.dev_fraction, seed);
     let train = LabeledSet::tokenize("source-train", &source.select(&train_idx), tokenizer)?;
-    let dev = LabeledSet::tokenize("source-dev", &source.select(&dev_idx), tokenizer)?;
+    let dev = LabeledSet::tokenize(&Split::SourceDev.to_string(), &source.select(&dev_idx), tokenizer)?;
 
     let evaluations = source_cfg
         .evaluate
@@ -100,11 +101,11 @@ fn split_target(pool: &Dataset, fractions: &[f64], seed: u64, tokenizer: &TextTo
     let largest = fractions.iter().copied().fold(0.0, f64::max);
     let (train_idx, test_idx) = stratified_split(&pool.labels(), largest, seed);
     let train_pool = pool.select(&train_idx);
-    let test = LabeledSet::tokenize("target-test", &pool.select(&test_idx), tokenizer)?;
+    let test = LabeledSet::tokenize(&Split::TargetTest.to_string(), &pool.select(&test_idx), tokenizer)?;
     let train = fractions
         .iter()
         .map(|&f| {
-            let name = format!("target-{}", fraction_label(f));
+            let name = format!("target-{}", Split::Fraction(f));
             let subset = if f <= 0.0 {
                 train_pool.select(&[])
             } else if f >= largest {
@@ -137,11 +138,6 @@ fn to_source_labels(pool: &mut Dataset, map: &LabelMap, num_labels: usize) -> an
             })?;
     }
     Ok(())
-}
-
-/// `0.1` → `10%`: the column names of the results table.
-pub fn fraction_label(f: f64) -> String {
-    format!("{}%", (f * 1000.0).round() / 10.0)
 }
 
 fn read(spec: &DatasetSpec) -> anyhow::Result<Dataset> {

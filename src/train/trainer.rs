@@ -16,9 +16,9 @@ use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError};
 
 use super::checkpoint::{self, Best, TrainState};
 use super::evaluate::evaluate;
-use super::events::{Command, DownloadEvents, EvalMetrics, Event, MetricsLine, Scores, StepMetrics};
+use super::events::{Command, DownloadEvents, Event};
 use super::optim::AdamW;
-use super::prepare::{fraction_label, prepare, LabeledSet, Prepared};
+use super::prepare::{prepare, LabeledSet, Prepared};
 use super::schedule::LinearSchedule;
 use super::update::Updater;
 use crate::data::{collate, EpochSampler};
@@ -28,6 +28,7 @@ use crate::experiment::results::{ColumnResult, RunResults};
 use crate::experiment::rundir::RunDir;
 use crate::experiment::sweep::RunSpec;
 use crate::method::{self, Method, Progress};
+use crate::metrics::{EvalMetrics, MetricsLine, Scores, Split, StepMetrics};
 use crate::model::tokenizer::TextTokenizer;
 use crate::model::{select_device, Classifier, ModelFiles};
 use crate::rng;
@@ -88,7 +89,7 @@ impl Stage {
     fn name(self) -> String {
         match self {
             Self::Source => "source".into(),
-            Self::Target { fraction } => format!("target-{}", fraction_label(fraction)),
+            Self::Target { fraction } => format!("target-{}", Split::Fraction(fraction)),
         }
     }
 }
@@ -400,9 +401,9 @@ impl Trainer {
         match stage {
             Stage::Source => {
                 let (scores, predicted) = self.score(&self.data.dev, method)?;
-                self.record_eval(stage, "source-dev", scores)?;
                 let value = scores.value(self.spec.preset.source.metric);
-                if self.state.best.is_none_or(|b| value > b.value) {
+                self.record_eval(stage, Split::SourceDev, scores.clone())?;
+                if self.state.best.as_ref().is_none_or(|b| value > b.value) {
                     let single_class = predicted.first().copied().filter(|&p| predicted.iter().all(|&q| q == p));
                     self.state.best = Some(Best { value, step: self.state.step, scores, single_class });
                     let weights: HashMap<String, Tensor> = self.model.named_tensors()?.into_iter().collect();
@@ -414,7 +415,7 @@ impl Trainer {
                 // Shown live, never used for selection: target stages keep their final weights.
                 if let Some(target) = &self.data.target {
                     let (scores, _) = self.score(&target.test, method)?;
-                    self.record_eval(stage, "target-test", scores)?;
+                    self.record_eval(stage, Split::TargetTest, scores)?;
                 }
             }
         }
@@ -424,22 +425,22 @@ impl Trainer {
     /// Scores the stage's final model on its table columns.
     fn finish_stage(&mut self, stage: Stage) -> anyhow::Result<()> {
         let method = self.finished_method.take().context("a finished stage has its method")?;
-        let mut sets: Vec<(String, &LabeledSet)> = Vec::new();
+        let mut sets: Vec<(Split, &LabeledSet)> = Vec::new();
         match stage {
             Stage::Source => {
                 self.load_best_weights()?;
                 let data = &self.data;
-                if let Some(warning) = self.state.best.and_then(|best| learned_nothing(&best, data)) {
+                if let Some(warning) = self.state.best.as_ref().and_then(|best| learned_nothing(best, data)) {
                     self.emit(Event::Warning(warning));
                 }
-                sets.extend(self.data.evaluations.iter().map(|s| (s.name.clone(), s)));
+                sets.extend(self.data.evaluations.iter().map(|s| (Split::Named(s.name.clone()), s)));
                 if let Some(target) = self.data.target.as_ref().filter(|t| t.train.iter().any(|(f, _)| *f <= 0.0)) {
-                    sets.push((fraction_label(0.0), &target.test));
+                    sets.push((Split::Fraction(0.0), &target.test));
                 }
             }
             Stage::Target { fraction } => {
                 let target = self.data.target.as_ref().context("target stage without target data")?;
-                sets.push((fraction_label(fraction), &target.test));
+                sets.push((Split::Fraction(fraction), &target.test));
             }
         }
         let mut columns = Vec::new();
@@ -448,7 +449,7 @@ impl Trainer {
             columns.push((name, scores, set.labels.clone(), predicted));
         }
         for (name, scores, gold, predicted) in columns {
-            self.record_eval(stage, &name, scores)?;
+            self.record_eval(stage, name.clone(), scores.clone())?;
             self.state.columns.push(ColumnResult { name, scores, gold, predicted });
         }
         Ok(())
@@ -505,8 +506,8 @@ impl Trainer {
         Ok(())
     }
 
-    fn record_eval(&mut self, stage: Stage, split: &str, scores: Scores) -> anyhow::Result<()> {
-        let eval = EvalMetrics { stage: stage.name(), step: self.state.step, split: split.to_string(), scores };
+    fn record_eval(&mut self, stage: Stage, split: Split, scores: Scores) -> anyhow::Result<()> {
+        let eval = EvalMetrics { stage: stage.name(), step: self.state.step, split, scores };
         let stage_index = self.state.stage_index;
         self.run_dir.append_metrics(&MetricsLine::Eval { stage_index, metrics: eval.clone() })?;
         self.emit(Event::Eval(eval));
@@ -522,8 +523,8 @@ impl Trainer {
             method: self.spec.method,
             seed: self.spec.seed,
             metric: preset.source.metric,
-            best_step: self.state.best.map_or(0, |b| b.step),
-            dev: self.state.best.map(|b| b.scores).unwrap_or_default(),
+            best_step: self.state.best.as_ref().map_or(0, |b| b.step),
+            dev: self.state.best.as_ref().map(|b| b.scores.clone()).unwrap_or_default(),
             columns: self.state.columns.clone(),
             elapsed_secs: self.elapsed(),
         }

@@ -6,13 +6,13 @@ use std::time::{Duration, Instant};
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind};
 
-use super::charts::SMOOTHING_STEPS;
 use super::form::SetupForm;
 use super::keys::{Action, KeyMap};
 use super::procstat::ProcessUsage;
 use super::runs::{clock, Level, RunState, RunStatus};
-use crate::experiment::preset::Metric;
-use crate::experiment::table::Format;
+use crate::experiment::table::{Format, Summary};
+use crate::metrics::Metric;
+use crate::plot::scale::SMOOTHING_STEPS;
 use crate::train::events::{Command, Event};
 
 /// Console: launches runs of its own. Watch: shows runs other processes write.
@@ -50,34 +50,6 @@ pub enum ChartKind {
 
 impl ChartKind {
     pub const ALL: [ChartKind; 4] = [Self::Loss, Self::AdvKl, Self::SourceDev, Self::Target];
-}
-
-/// The results table as shown: the Markdown that `e` exports, split into cells.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ResultsTable {
-    pub header: Vec<String>,
-    pub rows: Vec<Vec<String>>,
-    /// The explanation and notes under the table.
-    pub notes: Vec<String>,
-}
-
-impl ResultsTable {
-    pub fn from_markdown(markdown: &str) -> Self {
-        let cells = |line: &str| line.trim().trim_matches('|').split(" | ").map(|c| c.trim().to_string()).collect();
-        let mut table = ResultsTable::default();
-        for line in markdown.lines() {
-            if !line.starts_with('|') {
-                if !line.trim().is_empty() {
-                    table.notes.push(line.trim().to_string());
-                }
-            } else if table.header.is_empty() {
-                table.header = cells(line);
-            } else if !line.starts_with("| ---") {
-                table.rows.push(cells(line));
-            }
-        }
-        table
-    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -122,7 +94,9 @@ pub enum Msg {
     Reset {
         run: usize,
     },
-    Results(Result<ResultsTable, String>),
+    /// The results table of the runs directory (its footnotes include the collection's warnings),
+    /// or why there is none.
+    Results(Result<Summary, String>),
     Usage(ProcessUsage),
     Notice(Notice),
 }
@@ -134,6 +108,8 @@ pub enum Request {
     Command(Command),
     RefreshResults,
     Export(Format),
+    /// Write the SVG figures of the runs directory.
+    WriteFigures,
 }
 
 /// How the run view shows its charts.
@@ -168,7 +144,7 @@ pub struct App {
     pub active: Option<usize>,
     pub charts: ChartSettings,
     pub popup: Option<Popup>,
-    pub results: Result<ResultsTable, String>,
+    pub results: Result<Summary, String>,
     pub usage: ProcessUsage,
     pub notice: Option<Notice>,
     /// Where exports go, shown in the header.
@@ -502,13 +478,7 @@ impl App {
             Action::LogScale => charts.log_y = !charts.log_y,
             Action::SmoothMore => charts.smoothing = (charts.smoothing + 1).min(SMOOTHING_STEPS.len() - 1),
             Action::SmoothLess => charts.smoothing = charts.smoothing.saturating_sub(1),
-            Action::Metric => {
-                charts.metric = match charts.metric {
-                    Metric::Accuracy => Metric::MacroF1,
-                    Metric::MacroF1 => Metric::Mcc,
-                    Metric::Mcc => Metric::Accuracy,
-                }
-            }
+            Action::Metric => charts.metric = charts.metric.next(),
             Action::Overlay => {
                 if let Some(run) = self.runs.get_mut(self.selected) {
                     run.overlaid = !run.overlaid;
@@ -523,6 +493,7 @@ impl App {
         match action {
             Action::ExportMarkdown => vec![Request::Export(Format::Md)],
             Action::ExportCsv => vec![Request::Export(Format::Csv)],
+            Action::WriteFigures => vec![Request::WriteFigures],
             Action::Refresh => vec![Request::RefreshResults],
             _ => Vec::new(),
         }

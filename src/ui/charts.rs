@@ -1,5 +1,5 @@
-//! Chart series: smoothing, log scale, downsampling to the chart's resolution, bounds and labels,
-//! and the braille line chart that draws them.
+//! Chart series, bounds and labels, and the braille line chart that draws them (smoothing, log
+//! scale and decimation are [`crate::plot::scale`]'s, shared with the SVG figures).
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::symbols::Marker;
@@ -7,8 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Axis, Block, Chart, Dataset, GraphType, LegendPosition, Paragraph};
 use ratatui::Frame;
 
-/// Exponential smoothing weights that `[` and `]` step through (0: raw values).
-pub const SMOOTHING_STEPS: [f64; 6] = [0.0, 0.6, 0.8, 0.9, 0.95, 0.99];
+use crate::plot::scale::{decimate, format_number, Scale};
 
 /// One line of a chart: `(x, y)` points in x order.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,65 +17,11 @@ pub struct Series {
     pub points: Vec<(f64, f64)>,
 }
 
-/// How a chart transforms its series before drawing.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Scale {
-    /// Plot log10(y); values ≤ 0 are left out.
-    pub log_y: bool,
-    /// Exponential moving average weight in [0, 1).
-    pub smoothing: f64,
-}
-
-impl Scale {
-    pub const LINEAR: Scale = Scale { log_y: false, smoothing: 0.0 };
-}
-
 /// The x and y ranges a chart shows.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Bounds {
     pub x: [f64; 2],
     pub y: [f64; 2],
-}
-
-/// Exponential moving average with bias correction (as TensorBoard smooths), so the first points
-/// are not pulled towards zero.
-pub fn smooth(points: &[(f64, f64)], weight: f64) -> Vec<(f64, f64)> {
-    if weight <= 0.0 {
-        return points.to_vec();
-    }
-    let mut average = 0.0;
-    let mut correction = 1.0;
-    points
-        .iter()
-        .map(|&(x, y)| {
-            average = weight * average + (1.0 - weight) * y;
-            correction *= weight;
-            (x, average / (1.0 - correction))
-        })
-        .collect()
-}
-
-/// Points with positive y, as (x, log10 y).
-pub fn log10_points(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
-    points.iter().filter(|(_, y)| *y > 0.0).map(|&(x, y)| (x, y.log10())).collect()
-}
-
-/// At most `buckets` points: the mean of each run of consecutive points that falls into one of
-/// `buckets` equal x intervals. A chart cannot show more than its braille resolution anyway.
-pub fn downsample(points: &[(f64, f64)], buckets: usize) -> Vec<(f64, f64)> {
-    if points.len() <= buckets.max(1) {
-        return points.to_vec();
-    }
-    let (first, last) = (points[0].0, points[points.len() - 1].0);
-    let width = (last - first) / buckets as f64;
-    let bucket_of = |x: f64| if width > 0.0 { (((x - first) / width) as usize).min(buckets - 1) } else { 0 };
-    let mut out = Vec::with_capacity(buckets);
-    for group in points.chunk_by(|a, b| bucket_of(a.0) == bucket_of(b.0)) {
-        let n = group.len() as f64;
-        let (sx, sy) = group.iter().fold((0.0, 0.0), |(sx, sy), (x, y)| (sx + x, sy + y));
-        out.push((sx / n, sy / n));
-    }
-    out
 }
 
 /// The range of all finite points, with a little room above and below; `None` without points.
@@ -96,22 +41,6 @@ pub fn bounds(series: &[Series]) -> Option<Bounds> {
     let span = y[1] - y[0];
     let pad = if span > 0.0 { span * 0.05 } else { y[0].abs().max(1e-3) * 0.1 };
     Some(Bounds { x, y: [y[0] - pad, y[1] + pad] })
-}
-
-/// A compact number: `0.123`, `12.3`, `1.2e-5`.
-pub fn format_number(value: f64) -> String {
-    let magnitude = value.abs();
-    if value == 0.0 {
-        "0".into()
-    } else if !(1e-2..1e4).contains(&magnitude) {
-        format!("{value:.1e}")
-    } else if magnitude >= 100.0 {
-        format!("{value:.0}")
-    } else if magnitude >= 10.0 {
-        format!("{value:.1}")
-    } else {
-        format!("{value:.3}")
-    }
 }
 
 /// Labels at the ends and the middle of the y axis; `log` ranges are labelled with 10^v.
@@ -141,16 +70,16 @@ pub struct ChartView<'a> {
 }
 
 impl ChartView<'_> {
-    /// Smoothed, log-scaled and downsampled series for a plot `columns` cells wide.
+    /// Smoothed, log-scaled and decimated series for a plot `columns` cells wide.
     fn plotted(&self, columns: u16) -> Vec<Series> {
-        // A braille cell holds two dots across.
-        let resolution = (columns as usize * 2).max(2);
+        // A braille cell holds two dots across, and decimation keeps up to four points a bucket.
+        let buckets = (columns as usize / 2).max(1);
         self.series
             .iter()
-            .map(|s| {
-                let smoothed = smooth(&s.points, self.scale.smoothing);
-                let scaled = if self.scale.log_y { log10_points(&smoothed) } else { smoothed };
-                Series { name: s.name.clone(), color: s.color, points: downsample(&scaled, resolution) }
+            .map(|s| Series {
+                name: s.name.clone(),
+                color: s.color,
+                points: decimate(&self.scale.apply(&s.points), buckets),
             })
             .collect()
     }
@@ -202,31 +131,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn smoothing_is_bias_corrected() {
-        let points = [(1.0, 2.0), (2.0, 2.0), (3.0, 2.0)];
-        for (_, y) in smooth(&points, 0.9) {
-            assert!((y - 2.0).abs() < 1e-12);
-        }
-        let step = smooth(&[(1.0, 0.0), (2.0, 1.0)], 0.5);
-        assert!((step[1].1 - 2.0 / 3.0).abs() < 1e-12, "{step:?}");
-    }
-
-    #[test]
-    fn log_scale_drops_non_positive_values() {
-        assert_eq!(log10_points(&[(1.0, 100.0), (2.0, 0.0), (3.0, -1.0), (4.0, 0.1)]), vec![(1.0, 2.0), (4.0, -1.0)]);
-    }
-
-    #[test]
-    fn downsampling_keeps_the_shape_and_the_ends() {
-        let points: Vec<(f64, f64)> = (0..1000).map(|i| (i as f64, (i % 2) as f64)).collect();
-        let few = downsample(&points, 10);
-        assert_eq!(few.len(), 10);
-        assert!(few.iter().all(|(_, y)| (y - 0.5).abs() < 0.01), "{few:?}");
-        assert!(few[0].0 < 100.0 && few[9].0 > 900.0);
-        assert_eq!(downsample(&points[..5], 10), points[..5].to_vec());
-    }
-
-    #[test]
     fn bounds_pad_and_widen_degenerate_ranges() {
         let series = |points: Vec<(f64, f64)>| vec![Series { name: "s".into(), color: Color::Reset, points }];
         assert_eq!(bounds(&series(vec![])), None);
@@ -239,11 +143,7 @@ mod tests {
     }
 
     #[test]
-    fn numbers_are_compact() {
-        assert_eq!(format_number(0.0), "0");
-        assert_eq!(format_number(0.5432), "0.543");
-        assert_eq!(format_number(12.34), "12.3");
-        assert_eq!(format_number(2e-5), "2.0e-5");
+    fn axis_labels_are_compact() {
         assert_eq!(y_labels([-1.0, 1.0], true), vec!["0.100", "1.000", "10.0"]);
         assert_eq!(x_labels([0.0, 25.0]), vec!["0", "12", "25"]);
     }

@@ -46,10 +46,11 @@ pub enum Action {
     Refresh,
     ExportMarkdown,
     ExportCsv,
+    WriteFigures,
 }
 
 impl Action {
-    pub const ALL: [Action; 24] = [
+    pub const ALL: [Action; 25] = [
         Self::Launch,
         Self::PauseResume,
         Self::Checkpoint,
@@ -74,6 +75,7 @@ impl Action {
         Self::Refresh,
         Self::ExportMarkdown,
         Self::ExportCsv,
+        Self::WriteFigures,
     ];
 
     /// The name used in `keys.toml`.
@@ -103,6 +105,7 @@ impl Action {
             Self::Refresh => "refresh",
             Self::ExportMarkdown => "export-markdown",
             Self::ExportCsv => "export-csv",
+            Self::WriteFigures => "write-figures",
         }
     }
 
@@ -133,6 +136,7 @@ impl Action {
             Self::Refresh => "re-read the results table",
             Self::ExportMarkdown => "export the table as Markdown (runs dir)",
             Self::ExportCsv => "export the table as CSV (runs dir)",
+            Self::WriteFigures => "write the SVG figures (runs dir/figures)",
         }
     }
 
@@ -166,6 +170,7 @@ impl Action {
             Self::Refresh => &["r"],
             Self::ExportMarkdown => &["e"],
             Self::ExportCsv => &["E"],
+            Self::WriteFigures => &["P"],
         }
     }
 }

@@ -3,9 +3,9 @@
 use std::time::{Duration, Instant};
 
 use crate::download::{self, Transfer};
-use crate::experiment::preset::Metric;
 use crate::experiment::sweep::RunSpec;
-use crate::train::events::{EvalMetrics, Event, Scores, StepMetrics};
+use crate::metrics::{EvalMetrics, Metric, Scores, Split, StepMetrics};
+use crate::train::events::Event;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum RunStatus {
@@ -92,7 +92,7 @@ pub struct LogLine {
 #[derive(Debug, Clone, PartialEq)]
 pub struct EvalPoint {
     pub x: f64,
-    pub split: String,
+    pub split: Split,
     pub scores: Scores,
 }
 
@@ -164,7 +164,7 @@ impl RunState {
     }
 
     /// The run's values of one metric on the splits `wanted` accepts, as chart points.
-    pub fn eval_points(&self, wanted: impl Fn(&str) -> bool, metric: Metric) -> Vec<(f64, f64)> {
+    pub fn eval_points(&self, wanted: impl Fn(&Split) -> bool, metric: Metric) -> Vec<(f64, f64)> {
         self.evals.iter().filter(|e| wanted(&e.split)).map(|e| (e.x, e.scores.value(metric))).collect()
     }
 
@@ -241,21 +241,18 @@ impl RunState {
 
     fn on_eval(&mut self, eval: EvalMetrics) {
         let s = &eval.scores;
-        self.say(
-            Level::Info,
-            format!(
-                "eval {} @{} {}: acc {:.3} f1 {:.3} mcc {:.3} (n={})",
-                eval.stage, eval.step, eval.split, s.accuracy, s.macro_f1, s.mcc, s.examples
-            ),
+        let line = format!(
+            "eval {} @{} {}: acc {:.3} f1 {:.3} mcc {:.3} (n={})",
+            eval.stage, eval.step, eval.split, s.accuracy, s.macro_f1, s.mcc, s.examples
         );
+        // A model that labels (nearly) everything alike scores the class balance: say so.
+        if s.predicts_one_class() {
+            self.say(Level::Warn, format!("{line}; predicts one class {:?}", s.predicted_counts));
+        } else {
+            self.say(Level::Info, line);
+        }
         self.evals.push(EvalPoint { x: self.x_offset + eval.step as f64, split: eval.split, scores: eval.scores });
     }
-}
-
-/// Whether a split belongs on the target chart: the live `target-test` scores and the table's
-/// fraction columns (`0%`, `10%`).
-pub fn is_target_split(split: &str) -> bool {
-    split == "target-test" || split.ends_with('%')
 }
 
 /// `1:02:03` or `2:03`.
@@ -266,5 +263,29 @@ pub fn clock(duration: Duration) -> String {
         format!("{h}:{m:02}:{s:02}")
     } else {
         format!("{m}:{s:02}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eval(predicted_counts: Vec<u64>) -> Event {
+        let scores = Scores { accuracy: 0.5, examples: 64, predicted_counts, ..Scores::default() };
+        Event::Eval(EvalMetrics { stage: "source".into(), step: 3, split: Split::Fraction(0.0), scores })
+    }
+
+    #[test]
+    fn a_single_class_evaluation_is_logged_as_a_warning() {
+        let mut run = RunState::new("p__m__sift__s1".into(), None);
+        run.on_event(eval(vec![30, 34]), Instant::now());
+        assert_eq!(run.log[0].level, Level::Info);
+        run.on_event(eval(vec![0, 64]), Instant::now());
+        assert_eq!(run.log[1].level, Level::Warn);
+        assert!(
+            run.log[1].text.ends_with("0%: acc 0.500 f1 0.000 mcc 0.000 (n=64); predicts one class [0, 64]"),
+            "{}",
+            run.log[1].text
+        );
     }
 }

@@ -7,11 +7,13 @@ use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 
-use super::app::{App, Msg, Notice, Request, ResultsTable};
+use super::app::{App, Msg, Notice, Request};
 use super::runs::Level;
 use crate::experiment::rundir::{Launch, RunDir};
 use crate::experiment::sweep::RunSpec;
-use crate::experiment::table::{collect, render, Format};
+use crate::experiment::table::{collect, render, summarize, Format, Summary};
+use crate::plot::scale::Scale;
+use crate::plot::{write_figures, FIGURES_DIR};
 use crate::report::report;
 use crate::train::events::{Command, Event};
 use crate::train::trainer;
@@ -71,6 +73,7 @@ impl Session {
                 Request::Command(command) => self.send(app, command),
                 Request::RefreshResults => self.refresh_results(app),
                 Request::Export(format) => self.export(app, format),
+                Request::WriteFigures => self.write_figures(app),
             }
         }
     }
@@ -174,6 +177,23 @@ impl Session {
         }
     }
 
+    /// Writes the SVG figures into `<runs dir>/figures`, smoothed and scaled as the run view is.
+    fn write_figures(&mut self, app: &mut App) {
+        let out = self.runs_dir.join(FIGURES_DIR);
+        let scale = Scale { log_y: app.charts.log_y, smoothing: app.charts.smoothing_weight() };
+        match write_figures(&self.runs_dir, &out, scale) {
+            Ok(written) => {
+                let skipped = match written.warnings.len() {
+                    0 => String::new(),
+                    n => format!(" ({n} run(s) skipped: {})", written.warnings.join("; ")),
+                };
+                let count = written.files.len();
+                notice(app, Level::Good, format!("{count} figure(s) written to {}{skipped}", out.display()))
+            }
+            Err(e) => notice(app, Level::Error, format!("figures failed: {}", crate::report::report(&e))),
+        }
+    }
+
     /// Asks a still running trainer to checkpoint and stop, and waits for it (on quit after an
     /// error, so that no run is left without its checkpoint).
     pub fn shut_down(&mut self) {
@@ -192,7 +212,7 @@ impl Session {
 }
 
 /// The results table of a runs directory as the results view shows it.
-pub fn load_table(runs_dir: &Path) -> Result<ResultsTable, String> {
+pub fn load_table(runs_dir: &Path) -> Result<Summary, String> {
     if !runs_dir.is_dir() {
         return Err(format!("{}: no runs yet", runs_dir.display()));
     }
@@ -201,9 +221,9 @@ pub fn load_table(runs_dir: &Path) -> Result<ResultsTable, String> {
         let running = collected.without_results.len();
         return Err(format!("no finished runs yet ({running} without results)"));
     }
-    let mut table = ResultsTable::from_markdown(&render(&collected, Format::Md));
-    table.notes.extend(collected.warnings.iter().map(|w| format!("warning: {w}")));
-    Ok(table)
+    let mut summary = summarize(&collected);
+    summary.footnotes.extend(collected.warnings.iter().map(|w| format!("warning: {w}")));
+    Ok(summary)
 }
 
 fn notice(app: &mut App, level: Level, text: impl Into<String>) {

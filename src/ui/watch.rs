@@ -13,7 +13,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::app::{App, Msg};
 use crate::experiment::rundir::RunDir;
-use crate::train::events::{Event, MetricsLine};
+use crate::metrics::MetricsLine;
+use crate::train::events::Event;
 
 /// A run that wrote nothing for this long and has no results is shown as idle.
 pub const QUIET_AFTER: Duration = Duration::from_secs(300);
@@ -167,6 +168,7 @@ mod tests {
     use std::io::Write;
 
     use super::*;
+    use crate::metrics::Split;
 
     #[test]
     fn partial_lines_wait_for_their_newline() {
@@ -196,7 +198,7 @@ mod tests {
             "scores":{"accuracy":0.5,"macro_f1":0.4,"mcc":0.1,"loss":0.69,"examples":8}}"#
             .replace('\n', "");
         let events = tail.events_of(path, &eval);
-        assert!(matches!(&events[..], [Event::Stage { index: 1, .. }, Event::Eval(e)] if e.split == "target-test"));
+        assert!(matches!(&events[..], [Event::Stage { index: 1, .. }, Event::Eval(e)] if e.split == Split::TargetTest));
         let skipped = r#"{"kind":"skipped","stage":"target-10%","stage_index":1,"step":4}"#;
         assert!(matches!(&tail.events_of(path, skipped)[..], [Event::Warning(_)]));
         assert!(matches!(&tail.events_of(path, "{not json")[..], [Event::Warning(w)] if w.contains("lines.jsonl:4:")));

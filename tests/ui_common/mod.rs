@@ -9,8 +9,9 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
 use sift_tui::data::fetch::FetchOptions;
 use sift_tui::experiment::assets::Sources;
+use sift_tui::metrics::{EvalMetrics, Scores, StepMetrics};
 use sift_tui::model::resolve::SearchEnv;
-use sift_tui::train::events::{EvalMetrics, Event, Scores, StepMetrics};
+use sift_tui::train::events::Event;
 use sift_tui::ui::app::{App, Mode, Msg};
 use sift_tui::ui::form::SetupForm;
 use sift_tui::ui::keys::KeyMap;
@@ -91,7 +92,8 @@ pub fn step(stage: &str, step: usize, loss: f32, adv_kl: Option<f32>) -> Event {
 }
 
 pub fn eval(stage: &str, step: usize, split: &str, accuracy: f64, mcc: f64) -> Event {
-    let scores = Scores { accuracy, macro_f1: accuracy - 0.05, mcc, loss: 0.5, examples: 64 };
+    let scores =
+        Scores { accuracy, macro_f1: accuracy - 0.05, mcc, loss: 0.5, examples: 64, predicted_counts: vec![30, 34] };
     Event::Eval(EvalMetrics { stage: stage.into(), step, split: split.into(), scores })
 }
 

@@ -7,11 +7,12 @@ use ratatui::widgets::{Block, Gauge, LegendPosition, List, ListItem, Paragraph};
 use ratatui::Frame;
 
 use super::level_style;
-use crate::experiment::preset::Metric;
+use crate::metrics::{Metric, Split};
+use crate::plot::scale::{format_number, Scale};
 use crate::ui::app::{App, ChartKind, Mode};
-use crate::ui::charts::{format_number, ChartView, Scale, Series};
+use crate::ui::charts::{ChartView, Series};
 use crate::ui::procstat::format_bytes;
-use crate::ui::runs::{clock, is_target_split, RunState, RunStatus};
+use crate::ui::runs::{clock, RunState, RunStatus};
 
 /// Colours of overlaid runs, in chart order.
 const RUN_COLORS: [Color; 6] =
@@ -130,7 +131,7 @@ fn chart_view<'a>(app: &App, kind: ChartKind, series: &'a [Series]) -> ChartView
         options.push(format!("smooth {}", settings.smoothing_weight()));
     }
     let options = if options.is_empty() { String::new() } else { format!(" ({})", options.join(", ")) };
-    let metric = if app.charted_runs().len() > 1 { metric_name(settings.metric) } else { "accuracy, MCC" };
+    let metric = if app.charted_runs().len() > 1 { settings.metric.label() } else { "accuracy, MCC" };
     let (title, scale, empty) = match kind {
         ChartKind::Loss => (format!("training loss{options}"), trained, "waiting for the first update…"),
         ChartKind::AdvKl => {
@@ -158,14 +159,6 @@ fn x_range(app: &App) -> [f64; 2] {
     [0.0, furthest.fold(1.0, f64::max)]
 }
 
-fn metric_name(metric: Metric) -> &'static str {
-    match metric {
-        Metric::Accuracy => "accuracy",
-        Metric::MacroF1 => "macro F1",
-        Metric::Mcc => "MCC",
-    }
-}
-
 /// The lines of one chart: per charted run, or a run's accuracy and MCC when it is alone.
 fn series_of(app: &App, kind: ChartKind) -> Vec<Series> {
     let charted = app.charted_runs();
@@ -182,11 +175,11 @@ fn series_of(app: &App, kind: ChartKind) -> Vec<Series> {
                 series.push(named(name, if alone { Color::Magenta } else { color }, run.adv_kl.clone()))
             }
             ChartKind::SourceDev | ChartKind::Target => {
-                let wanted = |split: &str| {
+                let wanted = |split: &Split| {
                     if kind == ChartKind::Target {
-                        is_target_split(split)
+                        split.is_target()
                     } else {
-                        split == "source-dev"
+                        *split == Split::SourceDev
                     }
                 };
                 if alone {

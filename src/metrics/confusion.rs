@@ -1,5 +1,5 @@
 //! Accuracy, macro-F1 and Matthews correlation over a whole split.
-use super::events::Scores;
+use super::{Metric, Scores};
 
 /// A confusion matrix, `counts[gold][predicted]`.
 #[derive(Debug, Clone)]
@@ -53,6 +53,20 @@ impl Confusion {
         ratio(numerator, denominator)
     }
 
+    pub fn value(&self, metric: Metric) -> f64 {
+        match metric {
+            Metric::Accuracy => self.accuracy(),
+            Metric::MacroF1 => self.macro_f1(),
+            Metric::Mcc => self.mcc(),
+        }
+    }
+
+    /// Examples predicted as each class.
+    pub fn predicted_counts(&self) -> Vec<u64> {
+        let k = self.counts.len();
+        (0..k).map(|p| (0..k).map(|g| self.counts[g][p]).sum()).collect()
+    }
+
     pub fn scores(&self, loss: f64) -> Scores {
         Scores {
             accuracy: self.accuracy(),
@@ -60,6 +74,7 @@ impl Confusion {
             mcc: self.mcc(),
             loss,
             examples: self.total() as usize,
+            predicted_counts: self.predicted_counts(),
         }
     }
 }
@@ -114,5 +129,11 @@ mod tests {
     fn constant_prediction_has_zero_mcc() {
         let c = confusion(&[(0, 1), (1, 1), (1, 1)], 2);
         assert_eq!(c.mcc(), 0.0);
+    }
+
+    #[test]
+    fn scores_count_the_predicted_classes() {
+        let c = confusion(&[(0, 1), (1, 1), (1, 0), (2, 1)], 3);
+        assert_eq!(c.scores(0.0).predicted_counts, vec![1, 3, 0]);
     }
 }
