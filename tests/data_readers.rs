@@ -228,14 +228,16 @@ proptest! {
     }
 }
 
-/// A missing file: the report names the file and gives the OS error once (it was printed twice,
-/// in the message and again as its cause).
+/// A missing file: the report names the file once and the fix, and states the cause once (it was
+/// printed twice, in the message and again as its cause).
 #[test]
-fn a_missing_file_reports_the_os_error_once() {
+fn a_missing_file_reports_the_cause_once_with_the_fix() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("absent.csv");
     let error = anyhow::Error::from(read_twitter_hate(&path).expect_err("no such file"));
     let report = sift_tui::report::report(&error);
-    assert!(report.starts_with(&format!("{}: cannot read: ", path.display())), "{report}");
-    assert_eq!(report.matches("os error 2").count(), 1, "{report}");
+    assert!(report.starts_with(&format!("{}: no such file; ", path.display())), "{report}");
+    assert_eq!(report.matches(&path.display().to_string()).count(), 1, "{report}");
+    assert_eq!(report.to_lowercase().matches("no such file").count(), 1, "{report}");
+    assert!(report.contains("sift-tui data fetch"), "{report}");
 }

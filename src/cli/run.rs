@@ -89,7 +89,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         };
         eprintln!("{at}{}", if resume { " (resuming)" } else { "" });
         if let Some(signal) = drive(spec, run_dir, resume, &interrupts)? {
-            return Err(stopped_by(signal));
+            return Err(Interrupted(signal).into());
         }
     }
     eprintln!("results: sift-tui table {}", runs_dir.display());
@@ -112,18 +112,13 @@ pub fn resume(args: &ResumeArgs) -> anyhow::Result<()> {
     };
     let interrupts = crate::signals::channel()?;
     match drive(spec, run_dir, resume, &interrupts)? {
-        Some(signal) => Err(stopped_by(signal)),
+        Some(signal) => Err(Interrupted(signal).into()),
         None => Ok(()),
     }
 }
 
 /// The error that ends a run a signal stopped (its exit status is the signal's), after saying how
 /// to continue.
-fn stopped_by(signal: Signal) -> anyhow::Error {
-    eprintln!("the run is checkpointed; run the same command again to continue");
-    Interrupted(signal).into()
-}
-
 /// Runs one trainer to its end, printing progress; a signal becomes a checkpoint-and-stop and is
 /// returned, so that the caller exits with its status.
 fn drive(
@@ -173,7 +168,14 @@ fn drive(
                     break Ok(());
                 }
                 // Only a signal stops a headless trainer.
-                Ok(Event::Stopped { .. }) => break Ok(()),
+                Ok(Event::Stopped { checkpoint }) => {
+                    say(&bar, match checkpoint {
+                        Some(_) => "the run is checkpointed; run the same command again to continue",
+                        // Stopped while downloading: nothing of the run was written yet.
+                        None => "stopped before training began; run the same command again to start it",
+                    });
+                    break Ok(());
+                }
                 Ok(Event::Failed(message)) => break Err(message),
                 Err(_) => break Err("the trainer ended without reporting".into()),
             }

@@ -267,13 +267,37 @@ fn build_encoder(config: &ModelConfig, vb: VarBuilder) -> Result<Box<dyn Encoder
 
 /// The device named on the command line or in a preset: `cpu`, `cuda` (`cuda:N`) or `metal`.
 pub fn select_device(name: &str) -> anyhow::Result<Device> {
-    match DeviceName::parse(name)? {
+    let device = DeviceName::parse(name)?;
+    let (kind, label) = match device {
+        DeviceName::Cpu => ("cpu", "CPU"),
+        DeviceName::Cuda(_) => ("cuda", "CUDA"),
+        DeviceName::Metal(_) => ("metal", "Metal"),
+    };
+    anyhow::ensure!(
+        built_devices().contains(&kind),
+        "device `{name}`: this build has no {label} support (build with `cargo build --release --features {kind}`)"
+    );
+    match device {
         DeviceName::Cpu => Ok(Device::Cpu),
-        DeviceName::Cuda(ordinal) => Device::new_cuda(ordinal)
-            .map_err(|e| anyhow::anyhow!("cannot open CUDA device {ordinal}: {e} (build with --features cuda)")),
-        DeviceName::Metal(ordinal) => Device::new_metal(ordinal)
-            .map_err(|e| anyhow::anyhow!("cannot open Metal device {ordinal}: {e} (build with --features metal)")),
+        DeviceName::Cuda(ordinal) => {
+            Device::new_cuda(ordinal).map_err(|e| anyhow::anyhow!("cannot open CUDA device {ordinal}: {e}"))
+        }
+        DeviceName::Metal(ordinal) => {
+            Device::new_metal(ordinal).map_err(|e| anyhow::anyhow!("cannot open Metal device {ordinal}: {e}"))
+        }
     }
+}
+
+/// The device kinds this build can run on: `cpu`, and `cuda` / `metal` when built with that feature.
+pub fn built_devices() -> Vec<&'static str> {
+    let mut devices = vec!["cpu"];
+    if cfg!(feature = "cuda") {
+        devices.push("cuda");
+    }
+    if cfg!(feature = "metal") {
+        devices.push("metal");
+    }
+    devices
 }
 
 /// A device as presets and `--device` name it: `cpu`, `cuda`, `cuda:1`, `metal`.
@@ -294,6 +318,25 @@ impl DeviceName {
             "cuda" => Ok(DeviceName::Cuda(ordinal)),
             "metal" => Ok(DeviceName::Metal(ordinal)),
             _ => anyhow::bail!("unknown device `{name}` (cpu, cuda, cuda:N, metal)"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_device_this_build_lacks_is_one_clear_error() {
+        assert!(built_devices().contains(&"cpu"));
+        assert!(select_device("cpu").is_ok());
+        if !cfg!(feature = "cuda") {
+            let error = select_device("cuda:1").unwrap_err().to_string();
+            assert_eq!(
+                error,
+                "device `cuda:1`: this build has no CUDA support (build with `cargo build --release --features cuda`)"
+            );
+            assert!(!built_devices().contains(&"cuda"));
         }
     }
 }

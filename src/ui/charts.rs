@@ -8,6 +8,7 @@ use ratatui::widgets::{Axis, Block, Chart, Dataset, GraphType, LegendPosition, P
 use ratatui::Frame;
 
 use crate::plot::scale::{decimate, format_number, Scale};
+use crate::ui::palette;
 
 /// One line of a chart: `(x, y)` points in x order.
 #[derive(Debug, Clone, PartialEq)]
@@ -85,13 +86,13 @@ impl ChartView<'_> {
     }
 
     pub fn render(&self, frame: &mut Frame, area: Rect) {
-        let border = if self.focused { Style::new().fg(Color::Yellow) } else { Style::new().fg(Color::DarkGray) };
+        let border = if self.focused { palette::fg(palette::WARN) } else { palette::DIM };
         let block = Block::bordered()
             .title(Span::styled(format!(" {} ", self.title), Style::new().add_modifier(Modifier::BOLD)))
             .border_style(border);
         let plotted = self.plotted(area.width.saturating_sub(10));
         let Some(mut bounds) = bounds(&plotted) else {
-            let text = Paragraph::new(Line::from(self.empty).style(Style::new().fg(Color::DarkGray))).block(block);
+            let text = Paragraph::new(Line::from(self.empty).style(palette::DIM)).block(block);
             frame.render_widget(text, area);
             return;
         };
@@ -109,7 +110,7 @@ impl ChartView<'_> {
                     .data(&s.points)
             })
             .collect();
-        let axis_style = Style::new().fg(Color::DarkGray);
+        let axis_style = palette::DIM;
         let x_axis = Axis::default().style(axis_style).bounds(bounds.x).labels(x_labels(bounds.x));
         let y_axis = Axis::default().style(axis_style).bounds(bounds.y).labels(y_labels(bounds.y, self.scale.log_y));
         let legend = (plotted.len() > 1).then_some(self.legend);

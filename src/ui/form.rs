@@ -9,6 +9,7 @@ use crate::experiment::assets::{self, Item, Need, Sources};
 use crate::experiment::preset::Preset;
 use crate::experiment::sweep::RunSpec;
 use crate::method::MethodName;
+use crate::model::built_devices;
 use crate::model::resolve::Availability;
 
 /// Models offered in the picker besides the preset's and the local ones.
@@ -18,8 +19,6 @@ pub const KNOWN_MODELS: [&str; 4] = [
     "microsoft/deberta-v3-base",
     "sentence-transformers/all-MiniLM-L6-v2",
 ];
-
-const DEVICES: [&str; 3] = ["cpu", "cuda", "metal"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FieldKind {
@@ -232,7 +231,9 @@ impl SetupForm {
         methods.extend(MethodName::ALL.iter().filter(|m| sweep.methods != [**m]).map(|m| m.to_string()));
         let train = &preset.train;
         let mut devices = vec![train.device.clone()];
-        devices.extend(DEVICES.iter().filter(|d| **d != train.device).map(|d| d.to_string()));
+        // Only the devices this build supports are offered (a preset may still name another: it is
+        // shown, and fails with a clear error when launched).
+        devices.extend(built_devices().into_iter().filter(|d| *d != train.device).map(String::from));
         let float = |v: f64| toml::Value::Float(v).to_string();
         let mut fields = vec![
             Field::choice(FieldKind::Model, models),

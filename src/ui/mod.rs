@@ -10,6 +10,7 @@ pub mod app;
 pub mod charts;
 pub mod form;
 pub mod keys;
+pub mod palette;
 pub mod procstat;
 pub mod runs;
 pub mod session;

@@ -5,7 +5,7 @@ mod run;
 mod setup;
 
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::style::{Color, Modifier, Style};
+use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Tabs, Wrap};
 use ratatui::Frame;
@@ -13,6 +13,7 @@ use ratatui::Frame;
 use super::app::{App, Mode, Popup};
 use super::keys::Action;
 use super::runs::Level;
+use crate::ui::palette;
 
 /// Draws the whole console.
 pub fn draw(frame: &mut Frame, app: &App) {
@@ -47,13 +48,10 @@ fn draw_header(frame: &mut Frame, area: Rect, app: &App) {
         Constraint::Length(place.chars().count() as u16),
     ])
     .areas(area);
-    frame.render_widget(Span::styled(name, Style::new().fg(Color::Black).bg(Color::Cyan)), left);
-    let tabs_widget = Tabs::new(titles)
-        .select(selected)
-        .highlight_style(Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD))
-        .divider("│");
+    frame.render_widget(Span::styled(name, palette::BADGE), left);
+    let tabs_widget = Tabs::new(titles).select(selected).highlight_style(palette::FOCUS).divider("│");
     frame.render_widget(tabs_widget, tabs);
-    frame.render_widget(Span::styled(place, Style::new().fg(Color::DarkGray)), right);
+    frame.render_widget(Span::styled(place, palette::DIM), right);
 }
 
 fn draw_footer(frame: &mut Frame, area: Rect, app: &App) {
@@ -72,7 +70,7 @@ fn draw_footer(frame: &mut Frame, area: Rect, app: &App) {
                 ]);
             }
             hints.push(hint(Action::Quit, "quit"));
-            Line::from(Span::styled(hints.join(" · "), Style::new().fg(Color::DarkGray)))
+            Line::from(Span::styled(hints.join(" · "), palette::DIM))
         }
     };
     frame.render_widget(Paragraph::new(line), area);
@@ -81,9 +79,9 @@ fn draw_footer(frame: &mut Frame, area: Rect, app: &App) {
 pub(super) fn level_style(level: Level) -> Style {
     match level {
         Level::Info => Style::new(),
-        Level::Good => Style::new().fg(Color::Green),
-        Level::Warn => Style::new().fg(Color::Yellow),
-        Level::Error => Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+        Level::Good => palette::fg(palette::GOOD),
+        Level::Warn => palette::fg(palette::WARN),
+        Level::Error => palette::fg(palette::ERROR).add_modifier(Modifier::BOLD),
     }
 }
 
@@ -111,12 +109,12 @@ fn draw_confirm_quit(frame: &mut Frame, app: &App) {
     ];
     let area = centered(frame.area(), 44, 7);
     frame.render_widget(Clear, area);
-    let block = Block::bordered().title(" Quit ").border_style(Style::new().fg(Color::Yellow));
+    let block = Block::bordered().title(" Quit ").border_style(palette::fg(palette::WARN));
     frame.render_widget(Paragraph::new(text).block(block), area);
 }
 
 fn draw_failure(frame: &mut Frame, app: &App, run: &str, message: &str) {
-    let red = Style::new().fg(Color::Red);
+    let red = palette::fg(palette::ERROR);
     let width = frame.area().width.saturating_sub(8).min(100);
     let inner = usize::from(width.saturating_sub(2).max(1));
     // Borders and two fixed lines, plus the message's wrapped lines: as many as fit on the screen.
@@ -134,7 +132,7 @@ fn draw_failure(frame: &mut Frame, app: &App, run: &str, message: &str) {
     ];
     let hint = Line::from(Span::styled(
         format!(" {} close; the run's log and charts stay in the run view ", app.keys.all_hints(Action::Cancel)),
-        Style::new().fg(Color::DarkGray),
+        palette::DIM,
     ));
     let area = centered(frame.area(), width, 4 + wrapped as u16);
     frame.render_widget(Clear, area);

@@ -1,7 +1,7 @@
 //! The results view: the transfer table as it fills in, the forest plot of every method's
 //! difference from standard beside it, and how to export both.
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::style::{Color, Modifier, Style};
+use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Paragraph, Row, Table, Wrap};
 use ratatui::Frame;
@@ -10,6 +10,7 @@ use crate::experiment::table::{header, row_texts, Summary};
 use crate::plot::forest::{forest_panels, ForestPanel};
 use crate::ui::app::App;
 use crate::ui::keys::Action;
+use crate::ui::palette;
 
 pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let keys = &app.keys;
@@ -38,8 +39,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             .areas(inner);
     draw_table(frame, table_area, summary);
     draw_forest(frame, forest_area, &panels);
-    let notes: Vec<Line> =
-        summary.footnotes.iter().map(|n| Line::from(n.as_str()).style(Style::new().fg(Color::DarkGray))).collect();
+    let notes: Vec<Line> = summary.footnotes.iter().map(|n| Line::from(n.as_str()).style(palette::DIM)).collect();
     frame.render_widget(Paragraph::new(notes).wrap(Wrap { trim: true }), notes_area);
 }
 
@@ -63,13 +63,9 @@ fn draw_table(frame: &mut Frame, area: Rect, summary: &Summary) {
             .flat_map(|column| [row.iter().any(|cell| &cell.column == column && cell.single_class_runs > 0), false]);
         let flags = std::iter::repeat_n(false, labels).chain(single_class);
         let cells = texts.into_iter().zip(flags).map(|(text, single)| {
-            Cell::from(text).style(if single { Style::new().fg(Color::Yellow) } else { Style::new() })
+            Cell::from(text).style(if single { palette::fg(palette::WARN) } else { Style::new() })
         });
-        Row::new(cells.collect::<Vec<_>>()).style(if significant {
-            Style::new().fg(Color::Green)
-        } else {
-            Style::new()
-        })
+        Row::new(cells.collect::<Vec<_>>()).style(if significant { palette::fg(palette::GOOD) } else { Style::new() })
     });
     frame.render_widget(Table::new(rows, widths).header(header).column_spacing(2), area);
 }
@@ -93,7 +89,7 @@ fn draw_forest(frame: &mut Frame, area: Rect, panels: &[ForestPanel]) {
         } else {
             format!(" {} ", panel.title())
         };
-        let mut block = Block::bordered().title(title).border_style(Style::new().fg(Color::DarkGray));
+        let mut block = Block::bordered().title(title).border_style(palette::DIM);
         if panel.baseline.is_some() {
             block = block.title_bottom(" ┊ majority-class baseline ");
         }
@@ -135,7 +131,7 @@ fn forest_lines(panel: &ForestPanel, width: usize) -> Vec<Line<'static>> {
         chars[from] = '├';
         chars[to] = '┤';
         chars[column(d.diff)] = '●';
-        let style = if d.significant { Style::new().fg(Color::Green) } else { Style::new() };
+        let style = if d.significant { palette::fg(palette::GOOD) } else { Style::new() };
         let text: String = chars.into_iter().collect();
         lines.push(Line::from(vec![Span::raw(format!("{label:<label_width$}")), Span::styled(text, style)]));
     }
@@ -150,9 +146,6 @@ fn forest_lines(panel: &ForestPanel, width: usize) -> Vec<Line<'static>> {
         axis.splice(start.., right.chars());
     }
     let axis: String = axis.into_iter().collect();
-    lines.push(Line::from(vec![
-        Span::raw(" ".repeat(label_width)),
-        Span::styled(axis, Style::new().fg(Color::DarkGray)),
-    ]));
+    lines.push(Line::from(vec![Span::raw(" ".repeat(label_width)), Span::styled(axis, palette::DIM)]));
     lines
 }

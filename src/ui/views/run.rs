@@ -11,12 +11,9 @@ use crate::metrics::{Metric, Split};
 use crate::plot::scale::{format_number, Scale};
 use crate::ui::app::{App, ChartKind, Mode};
 use crate::ui::charts::{ChartView, Series};
+use crate::ui::palette;
 use crate::ui::procstat::format_bytes;
 use crate::ui::runs::{clock, RunState, RunStatus};
-
-/// Colours of overlaid runs, in chart order.
-const RUN_COLORS: [Color; 6] =
-    [Color::Cyan, Color::Magenta, Color::Yellow, Color::Green, Color::LightBlue, Color::LightRed];
 
 pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let Some(run) = app.runs.get(app.selected) else {
@@ -38,7 +35,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     .areas(area);
     if let RunStatus::Failed(message) = &run.status {
         let text = format!(" ✗ {} failed: {message}", run.label());
-        frame.render_widget(Paragraph::new(text).style(Style::new().fg(Color::White).bg(Color::Red)), banner_area);
+        frame.render_widget(Paragraph::new(text).style(palette::BANNER), banner_area);
     }
     let [list_area, charts_area] = Layout::horizontal([Constraint::Length(28), Constraint::Min(20)]).areas(main);
     draw_run_list(frame, list_area, app);
@@ -64,18 +61,18 @@ fn status_symbol(status: &RunStatus) -> &'static str {
 
 fn status_color(status: &RunStatus) -> Color {
     match status {
-        RunStatus::Running => Color::Green,
-        RunStatus::Paused | RunStatus::Idle => Color::Yellow,
-        RunStatus::Finished => Color::Cyan,
-        RunStatus::Failed(_) => Color::Red,
-        _ => Color::DarkGray,
+        RunStatus::Running => palette::GOOD,
+        RunStatus::Paused | RunStatus::Idle => palette::WARN,
+        RunStatus::Finished => palette::DONE,
+        RunStatus::Failed(_) => palette::ERROR,
+        _ => palette::QUIET,
     }
 }
 
 /// The colour of each charted run, by run index.
 fn run_color(app: &App, run: usize) -> Color {
     let position = app.charted_runs().iter().position(|&r| r == run).unwrap_or(0);
-    RUN_COLORS[position % RUN_COLORS.len()]
+    palette::SERIES[position % palette::SERIES.len()]
 }
 
 fn draw_run_list(frame: &mut Frame, area: Rect, app: &App) {
@@ -172,7 +169,7 @@ fn series_of(app: &App, kind: ChartKind) -> Vec<Series> {
         match kind {
             ChartKind::Loss => series.push(named(name, color, run.loss.clone())),
             ChartKind::AdvKl => {
-                series.push(named(name, if alone { Color::Magenta } else { color }, run.adv_kl.clone()))
+                series.push(named(name, if alone { palette::KL_ALONE } else { color }, run.adv_kl.clone()))
             }
             ChartKind::SourceDev | ChartKind::Target => {
                 let wanted = |split: &Split| {
@@ -183,8 +180,8 @@ fn series_of(app: &App, kind: ChartKind) -> Vec<Series> {
                     }
                 };
                 if alone {
-                    series.push(named("accuracy".into(), Color::Green, run.eval_points(wanted, Metric::Accuracy)));
-                    series.push(named("MCC".into(), Color::Yellow, run.eval_points(wanted, Metric::Mcc)));
+                    series.push(named("accuracy".into(), palette::ACCURACY, run.eval_points(wanted, Metric::Accuracy)));
+                    series.push(named("MCC".into(), palette::MCC, run.eval_points(wanted, Metric::Mcc)));
                 } else {
                     series.push(named(name, color, run.eval_points(wanted, app.charts.metric)));
                 }
@@ -220,14 +217,14 @@ fn draw_gauges(frame: &mut Frame, area: Rect, app: &App, run: &RunState) {
     };
     let stage_gauge = Gauge::default()
         .block(Block::bordered().title(title))
-        .gauge_style(Style::new().fg(status_color(&run.status)).bg(Color::Black))
+        .gauge_style(Style::new().fg(status_color(&run.status)).bg(palette::TROUGH))
         .ratio(ratio.clamp(0.0, 1.0))
         .label(label);
     frame.render_widget(stage_gauge, stage_area);
     let (done, total) = app.sweep_progress();
     let sweep_gauge = Gauge::default()
         .block(Block::bordered().title(" sweep "))
-        .gauge_style(Style::new().fg(Color::Blue).bg(Color::Black))
+        .gauge_style(palette::fg(palette::PROGRESS).bg(palette::TROUGH))
         .ratio(if total > 0 { done as f64 / total as f64 } else { 0.0 })
         .label(format!("{done}/{total} runs"));
     frame.render_widget(sweep_gauge, sweep_area);
@@ -236,7 +233,7 @@ fn draw_gauges(frame: &mut Frame, area: Rect, app: &App, run: &RunState) {
 fn draw_stats(frame: &mut Frame, area: Rect, app: &App, run: &RunState) {
     let mut parts = vec![Span::styled(
         format!(" {} ", run.status.word()),
-        Style::new().fg(Color::Black).bg(status_color(&run.status)),
+        Style::new().fg(palette::TROUGH).bg(status_color(&run.status)),
     )];
     let mut add = |text: String| parts.push(Span::raw(format!(" {text} ·")));
     if let Some(step) = &run.last_step {
@@ -271,6 +268,6 @@ fn draw_log(frame: &mut Frame, area: Rect, run: &RunState) {
     let start = run.log.len().saturating_sub(visible);
     let lines: Vec<Line> =
         run.log[start..].iter().map(|l| Line::from(Span::styled(l.text.clone(), level_style(l.level)))).collect();
-    let block = Block::bordered().title(format!(" log · {} ", run.id)).border_style(Style::new().fg(Color::DarkGray));
+    let block = Block::bordered().title(format!(" log · {} ", run.id)).border_style(palette::DIM);
     frame.render_widget(Paragraph::new(lines).block(block), area);
 }

@@ -1,6 +1,6 @@
 //! The setup view: the form on the left, what a launch would queue on the right.
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::style::{Color, Modifier, Style};
+use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Wrap};
 use ratatui::Frame;
@@ -9,6 +9,7 @@ use crate::model::resolve::Availability;
 use crate::ui::app::App;
 use crate::ui::form::{Field, FieldKind, Input};
 use crate::ui::keys::Action;
+use crate::ui::palette;
 
 const LABEL_WIDTH: usize = 17;
 
@@ -32,7 +33,7 @@ fn draw_form(frame: &mut Frame, area: Rect, app: &App) {
         }
         if let Some(error) = &field.error {
             let pad = " ".repeat(LABEL_WIDTH + 2);
-            lines.push(Line::from(Span::styled(format!("{pad}{error}"), Style::new().fg(Color::Red))));
+            lines.push(Line::from(Span::styled(format!("{pad}{error}"), palette::fg(palette::ERROR))));
         }
     }
     let keys = &app.keys;
@@ -47,7 +48,7 @@ fn draw_form(frame: &mut Frame, area: Rect, app: &App) {
             keys.hint(Action::Edit),
             keys.hint(Action::Launch)
         ),
-        Style::new().fg(Color::DarkGray),
+        palette::DIM,
     )));
     let block = Block::bordered().title(" Setup ");
     frame.render_widget(Paragraph::new(lines).block(block), area);
@@ -56,18 +57,18 @@ fn draw_form(frame: &mut Frame, area: Rect, app: &App) {
 fn field_line<'a>(field: &'a Field, focused: bool, editing: Option<&'a str>) -> Line<'a> {
     let marker = if focused { "▶ " } else { "  " };
     let label = format!("{marker}{:<LABEL_WIDTH$}", field.kind.label());
-    let label_style = if focused { Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD) } else { Style::new() };
+    let label_style = if focused { palette::FOCUS } else { Style::new() };
     let value = match (editing, &field.input) {
-        (Some(text), _) => Span::styled(format!("{text}▏"), Style::new().fg(Color::Black).bg(Color::Yellow)),
+        (Some(text), _) => Span::styled(format!("{text}▏"), palette::EDITING),
         (None, Input::Choice { options, .. }) if focused && options.len() > 1 => {
-            Span::styled(format!("◀ {} ▶", field.display()), Style::new().fg(Color::Cyan))
+            Span::styled(format!("◀ {} ▶", field.display()), palette::ACCENT)
         }
         (None, Input::Text { text, initial }) if text != initial => {
-            Span::styled(field.display(), Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD))
+            Span::styled(field.display(), palette::ACCENT.add_modifier(Modifier::BOLD))
         }
         (None, _) => Span::raw(field.display()),
     };
-    let style = if field.error.is_some() { Style::new().fg(Color::Red) } else { label_style };
+    let style = if field.error.is_some() { palette::fg(palette::ERROR) } else { label_style };
     Line::from(vec![Span::styled(label, style), value])
 }
 
@@ -77,7 +78,7 @@ fn draw_plan(frame: &mut Frame, area: Rect, app: &App) {
     match (form.runs(), &form.resolved) {
         (Ok(runs), Ok(preset)) => {
             if !preset.description.is_empty() {
-                lines.push(Line::from(Span::styled(preset.description.clone(), Style::new().fg(Color::DarkGray))));
+                lines.push(Line::from(Span::styled(preset.description.clone(), palette::DIM)));
                 lines.push(Line::from(""));
             }
             let title = match runs.len() {
@@ -93,7 +94,7 @@ fn draw_plan(frame: &mut Frame, area: Rect, app: &App) {
             };
             lines.push(Line::from(Span::styled(
                 format!("source limit {} · {target} · eval every {}", preset.source.limit, preset.train.eval_every),
-                Style::new().fg(Color::DarkGray),
+                palette::DIM,
             )));
             lines.push(Line::from(""));
             lines.push(Line::from(Span::styled("Needs:", Style::new().add_modifier(Modifier::BOLD))));
@@ -106,14 +107,14 @@ fn draw_plan(frame: &mut Frame, area: Rect, app: &App) {
             if let Some(problems) = form.offline_problems() {
                 lines.push(Line::from(""));
                 lines.extend(
-                    problems.lines().map(|line| Line::from(Span::styled(line.to_owned(), Style::new().fg(Color::Red)))),
+                    problems.lines().map(|line| Line::from(Span::styled(line.to_owned(), palette::fg(palette::ERROR)))),
                 );
             }
         }
         (Err(why), _) => {
-            lines.push(Line::from(Span::styled(why, Style::new().fg(Color::Red))));
+            lines.push(Line::from(Span::styled(why, palette::fg(palette::ERROR))));
         }
-        (Ok(_), Err(why)) => lines.push(Line::from(Span::styled(why.clone(), Style::new().fg(Color::Red)))),
+        (Ok(_), Err(why)) => lines.push(Line::from(Span::styled(why.clone(), palette::fg(palette::ERROR)))),
     }
     let block = Block::bordered().title(" Launch ");
     frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }).block(block), area);
@@ -122,9 +123,9 @@ fn draw_plan(frame: &mut Frame, area: Rect, app: &App) {
 /// `local <dir>`, `cached`, `download` or `missing (offline)`, coloured by what a launch will do.
 fn availability_span(availability: &Availability) -> Span<'static> {
     let color = match availability {
-        Availability::Local(_) | Availability::Cached(_) => Color::Green,
-        Availability::Download => Color::Yellow,
-        Availability::MissingOffline => Color::Red,
+        Availability::Local(_) | Availability::Cached(_) => palette::GOOD,
+        Availability::Download => palette::WARN,
+        Availability::MissingOffline => palette::ERROR,
     };
     Span::styled(format!(" {availability}"), Style::new().fg(color))
 }
