@@ -9,6 +9,7 @@
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{ErrorKind, Read, Seek, Write};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{bail, ensure, Context};
 
@@ -59,6 +60,9 @@ pub enum Launch {
     /// directory is locked.
     Fresh(RunDir),
 }
+
+/// Tries (20 ms apart) to take a lock that this very process recorded, before calling it busy.
+const OWN_LOCK_PATIENCE: u32 = 100;
 
 impl RunDir {
     /// Decides how `spec` starts in its directory under `runs_dir`, creating and locking it unless
@@ -206,18 +210,30 @@ impl RunDir {
         // Not truncated on open: while another process holds the lock, the file names its pid.
         let mut file =
             OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).with_context(cannot)?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                let mut holder = String::new();
-                let _ = file.read_to_string(&mut holder);
-                let holder = match holder.trim() {
-                    "" => "another process".to_string(),
-                    pid => format!("process {pid}"),
-                };
-                return Err(RunBusy { run_id: self.run_id(), holder, lock: path }.into());
+        let mut patience = OWN_LOCK_PATIENCE;
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(TryLockError::WouldBlock) => {
+                    let mut holder = String::new();
+                    file.rewind().with_context(cannot)?;
+                    let _ = file.read_to_string(&mut holder);
+                    let holder = holder.trim().to_string();
+                    // This process recorded the lock and has released it, but a child forked meanwhile
+                    // by another thread keeps the descriptor (and so the lock) until it execs: wait.
+                    if holder == std::process::id().to_string() && patience > 0 {
+                        patience -= 1;
+                        std::thread::sleep(Duration::from_millis(20));
+                        continue;
+                    }
+                    let holder =
+                        if holder.is_empty() { "another process".to_string() } else { format!("process {holder}") };
+                    return Err(RunBusy { run_id: self.run_id(), holder, lock: path }.into());
+                }
+                Err(TryLockError::Error(e)) => {
+                    return Err(e).with_context(|| format!("{}: cannot lock", path.display()))
+                }
             }
-            Err(TryLockError::Error(e)) => return Err(e).with_context(|| format!("{}: cannot lock", path.display())),
         }
         let record_pid = |file: &mut File| -> std::io::Result<()> {
             file.set_len(0)?;
