@@ -40,9 +40,11 @@ def main():
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-pytorch", action="store_true")
+    parser.add_argument("--mode", choices=["train", "eval"], default="train")
     args = parser.parse_args()
 
-    shape = ["--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads)]
+    shape = ["--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads),
+             "--mode", args.mode]
     script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench_pytorch.py")
     samples = {}
     for _ in range(args.rounds):

@@ -109,6 +109,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="checkpoint directory (e.g. all-MiniLM-L6-v2)")
     parser.add_argument("--method", choices=["standard", "sift"], default="standard")
+    parser.add_argument("--mode", choices=["train", "eval"], default="train",
+                        help="eval: forward passes under torch.inference_mode(), model.eval()")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--seq", type=int, default=64)
     parser.add_argument("--steps", type=int, default=10)
@@ -131,11 +133,19 @@ def main():
     generator = torch.Generator().manual_seed(args.seed)
     batch = synthetic_batch(generator, args.batch, args.seq, model.config.vocab_size)
 
-    def step():
+    def train_step():
         optimizer.zero_grad(set_to_none=True)
         loss_fn(model, batch, hook).backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
         optimizer.step()
+
+    def eval_step():
+        with torch.inference_mode():
+            model(**batch["inputs"]).logits
+
+    if args.mode == "eval":
+        model.eval()
+    step = eval_step if args.mode == "eval" else train_step
 
     for _ in range(args.warmup):
         step()
@@ -144,6 +154,7 @@ def main():
         step()
     seconds = time.perf_counter() - started
     print(json.dumps({
+        "mode": args.mode,
         "method": args.method,
         "batch": args.batch,
         "seq": args.seq,

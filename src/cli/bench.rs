@@ -1,4 +1,5 @@
-//! `sift-tui bench`: training-step throughput of one method on a fixed synthetic batch.
+//! `sift-tui bench`: training-step (or evaluation forward-pass) throughput of one method on a fixed
+//! synthetic batch.
 //!
 //! Each step is the trainer's own update (`train::update::Updater`): the method's passes, the global
 //! gradient norm, clipping to 1.0, AdamW and the method's after-update hook. The batch is drawn once from a seeded
@@ -13,7 +14,7 @@ use crate::data::{synthetic_batch, Batch};
 use crate::method::{self, MethodName, MethodsConfig, Progress};
 use crate::model::kernels::{use_kernels, Kernels};
 use crate::model::resolve::resolve_model;
-use crate::model::{select_device, Classifier, ModelFiles};
+use crate::model::{select_device, Classifier, Ctx, ModelFiles};
 use crate::rng::{self, Rng};
 use crate::train::optim::AdamWConfig;
 use crate::train::update::Updater;
@@ -25,6 +26,17 @@ const GRAD_CLIP: f64 = 1.0;
 /// Classes of the synthetic task.
 const NUM_LABELS: usize = 2;
 
+/// What one timed step is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+enum Mode {
+    /// A training update of `--method` (the trainer's own update).
+    Train,
+    /// A forward pass as evaluation scores a split: an inference pass (no graph), logits of the
+    /// first token; `--method` only matters for SiFT, whose LN0 stays in evaluation.
+    Eval,
+}
+
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
     /// Model id (`org/name`) or checkpoint directory.
@@ -33,6 +45,9 @@ pub struct BenchArgs {
     /// standard, r3f, smart, alum, sift or freelb (default hyperparameters).
     #[arg(long, default_value = "standard")]
     method: MethodName,
+    /// `train` (an update) or `eval` (a forward pass for scoring).
+    #[arg(long, value_enum, default_value_t = Mode::Train)]
+    mode: Mode,
     /// Examples per batch.
     #[arg(long, default_value_t = 32)]
     batch: usize,
@@ -65,6 +80,7 @@ pub struct BenchArgs {
 /// What `bench` prints.
 #[derive(Debug, serde::Serialize)]
 struct BenchResult {
+    mode: Mode,
     method: MethodName,
     batch: usize,
     seq: usize,
@@ -91,18 +107,23 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let batch = synthetic_batch(&mut rng, args.batch, args.seq, model.config.vocab_size(), NUM_LABELS, &device)?;
 
     let mut bench = StepBench::new(&model, args.method)?;
+    let mut step = |rng: &mut Rng| match args.mode {
+        Mode::Train => bench.step(&batch, rng),
+        Mode::Eval => bench.score(&batch, rng),
+    };
     for _ in 0..args.warmup {
-        bench.step(&batch, &mut rng)?;
+        step(&mut rng)?;
     }
     device.synchronize()?;
     let started = Instant::now();
     for _ in 0..args.steps {
-        bench.step(&batch, &mut rng)?;
+        step(&mut rng)?;
     }
     device.synchronize()?;
     let seconds = started.elapsed().as_secs_f64();
 
     let result = BenchResult {
+        mode: args.mode,
         method: args.method,
         batch: args.batch,
         seq: args.seq,
@@ -139,6 +160,13 @@ impl<'a> StepBench<'a> {
         let applied =
             self.updater.update(self.method.as_mut(), self.model, 1, next_batch, rng, LEARNING_RATE, Self::PROGRESS)?;
         anyhow::ensure!(applied.is_some(), "the loss or the gradient norm is not finite");
+        Ok(())
+    }
+
+    /// The evaluation forward pass (`train::evaluate` runs the same one per batch).
+    fn score(&self, batch: &Batch, rng: &mut Rng) -> anyhow::Result<()> {
+        let logits = self.method.eval_logits(self.model, &batch.inputs, &mut Ctx::inference(rng))?;
+        anyhow::ensure!(!logits.track_op(), "an inference pass built a graph");
         Ok(())
     }
 }
