@@ -437,3 +437,23 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// `bench` times a training update or, with `--mode eval`, the scoring forward pass; both print one
+/// JSON line naming the mode, on either kernel path.
+#[test]
+fn bench_times_training_and_evaluation_steps() {
+    let model = common::fixture_model("bert-cls");
+    for (mode, kernels) in [("train", "fused"), ("eval", "fused"), ("eval", "portable")] {
+        let output = sift()
+            .args(["bench", "--method", "sift", "--batch", "2", "--seq", "8", "--steps", "1", "--warmup", "0"])
+            .args(["--mode", mode, "--kernels", kernels, "--model"])
+            .arg(&model)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", text(&output));
+        let line: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(line["mode"], mode);
+        assert_eq!(line["method"], "sift");
+        assert!(line["samples_per_sec"].as_f64().unwrap() > 0.0, "{line}");
+    }
+}
