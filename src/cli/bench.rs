@@ -10,10 +10,11 @@ use std::time::Instant;
 use anyhow::Context;
 use candle_core::DType;
 
+use super::progress::DownloadBars;
 use crate::data::{synthetic_batch, Batch};
 use crate::method::{self, MethodName, MethodsConfig, Progress};
 use crate::model::kernels::{use_kernels, Kernels};
-use crate::model::resolve::resolve_model;
+use crate::model::resolve::{resolve_model_with, SearchEnv};
 use crate::model::{select_device, Classifier, Ctx, ModelFiles};
 use crate::rng::{self, Rng};
 use crate::train::optim::AdamWConfig;
@@ -97,7 +98,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         anyhow::ensure!(threads > 0, "--threads must be positive");
         super::set_thread_count(threads);
     }
-    let dir = resolve_model(&args.model)?;
+    let dir = resolve_model_with(&args.model, &SearchEnv::from_env(), &mut DownloadBars::default())?;
     let files = ModelFiles::in_dir(&dir)?;
     let device = select_device(&args.device)?;
     use_kernels(args.kernels);
