@@ -7,19 +7,25 @@ use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context;
 use candle_core::{Device, Tensor};
 
-/// Marks a temporary file's name: `.<name>.tmp-<pid>`.
+/// Marks a temporary file's name: `.<name>.tmp-<pid>-<n>`, unique per write of this process, so
+/// that two threads writing the same file (two downloads into one cache) never share a temporary.
 const TEMPORARY: &str = ".tmp-";
+static WRITES: AtomicU64 = AtomicU64::new(0);
 
-/// Whether `name` is the temporary file of an atomic write (left behind when its writer was killed).
+/// Whether `name` is the temporary file of an atomic write (left behind when its writer was killed):
+/// `.<name>.tmp-<pid>` or `.<name>.tmp-<pid>-<n>`.
 pub fn is_temporary(name: &str) -> bool {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     name.starts_with('.')
-        && name
-            .rsplit_once(TEMPORARY)
-            .is_some_and(|(_, pid)| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+        && name.rsplit_once(TEMPORARY).is_some_and(|(_, tag)| match tag.split_once('-') {
+            Some((pid, n)) => digits(pid) && digits(n),
+            None => digits(tag),
+        })
 }
 
 /// Writes `bytes` to `path` atomically.
@@ -32,7 +38,8 @@ fn write_parts(path: &Path, parts: &[&[u8]]) -> anyhow::Result<()> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     fs::create_dir_all(dir).with_context(|| format!("{}: cannot create directory", dir.display()))?;
     let name = path.file_name().context("atomic write needs a file name")?;
-    let tmp = dir.join(format!(".{}{TEMPORARY}{}", name.to_string_lossy(), std::process::id()));
+    let n = WRITES.fetch_add(1, Ordering::Relaxed);
+    let tmp = dir.join(format!(".{}{TEMPORARY}{}-{n}", name.to_string_lossy(), std::process::id()));
     let result = (|| -> std::io::Result<()> {
         let mut file = File::create(&tmp)?;
         for part in parts {
@@ -95,4 +102,31 @@ fn split_safetensors(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
     let length = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
     let end = usize::try_from(length).ok()?.checked_add(8)?;
     Some((bytes.get(8..end)?, bytes.get(end..)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temporary_names_are_recognised_and_unique_per_write() {
+        for name in [".ckpt-00-0000005.safetensors.tmp-4242", ".metrics.jsonl.tmp-17-3"] {
+            assert!(is_temporary(name), "{name}");
+        }
+        for name in ["notes.tmp-1", ".hidden", ".x.tmp-", ".x.tmp-12-", ".x.tmp-a-1"] {
+            assert!(!is_temporary(name), "{name}");
+        }
+        // Threads writing one file at once each use a temporary of their own: every write lands.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("refs").join("main");
+        std::thread::scope(|scope| {
+            for i in 0..8 {
+                let path = &path;
+                scope.spawn(move || (0..20).for_each(|_| write(path, format!("{i}").as_bytes()).unwrap()));
+            }
+        });
+        assert!(fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .all(|e| !is_temporary(&e.unwrap().file_name().to_string_lossy())));
+    }
 }
