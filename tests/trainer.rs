@@ -144,33 +144,32 @@ fn a_run_writes_every_column_and_its_metrics() {
     assert!(lines.iter().all(|l| l["loss"].as_f64().is_none_or(f64::is_finite)));
 }
 
+/// Runs `method` (with `extra` train keys) once whole and once stopped at `stop_at` and resumed;
+/// metrics.jsonl and results.json must be the same.
+fn assert_resume_equals_uninterrupted(method: &str, extra: &str, stop_at: (usize, usize)) {
+    let what = format!("{method} {extra:?} stopped at {stop_at:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let preset = preset(dir.path(), method, extra);
+    let (whole, split) = (dir.path().join("whole"), dir.path().join("split"));
+    assert!(matches!(drive(&preset, &whole, false, None), Event::Finished { .. }), "{what}");
+    assert!(matches!(drive(&preset, &split, false, Some(stop_at)), Event::Stopped { .. }), "{what}");
+    assert!(matches!(drive(&preset, &split, true, None), Event::Finished { .. }), "{what}");
+    let (a, b) = (run_path(&whole, &preset), run_path(&split, &preset));
+    assert_eq!(metrics(&a), metrics(&b), "{what}: metrics.jsonl differs after resuming");
+    assert_eq!(results(&a), results(&b), "{what}: results differ after resuming");
+}
+
 #[test]
 fn an_interrupted_and_resumed_run_equals_an_uninterrupted_one() {
     for (method, stop_at) in [("sift", (0, 3)), ("smart", (1, 1)), ("freelb", (0, 5))] {
-        let dir = tempfile::tempdir().unwrap();
-        let preset = preset(dir.path(), method, "");
-        let (whole, split) = (dir.path().join("whole"), dir.path().join("split"));
-        assert!(matches!(drive(&preset, &whole, false, None), Event::Finished { .. }));
-        assert!(matches!(drive(&preset, &split, false, Some(stop_at)), Event::Stopped { .. }), "{method}");
-        assert!(matches!(drive(&preset, &split, true, None), Event::Finished { .. }), "{method}");
-        let (a, b) = (run_path(&whole, &preset), run_path(&split, &preset));
-        assert_eq!(metrics(&a), metrics(&b), "{method}: metrics.jsonl differs after resuming at {stop_at:?}");
-        assert_eq!(results(&a), results(&b), "{method}: results differ after resuming");
+        assert_resume_equals_uninterrupted(method, "", stop_at);
     }
 }
 
 /// The portable path (the composed ops that CUDA and Metal run, here on the CPU) resumes exactly too.
 #[test]
 fn a_resumed_run_on_the_portable_path_equals_an_uninterrupted_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let preset = preset(dir.path(), "sift", "kernels = \"portable\"\n");
-    let (whole, split) = (dir.path().join("whole"), dir.path().join("split"));
-    assert!(matches!(drive(&preset, &whole, false, None), Event::Finished { .. }));
-    assert!(matches!(drive(&preset, &split, false, Some((0, 3))), Event::Stopped { .. }));
-    assert!(matches!(drive(&preset, &split, true, None), Event::Finished { .. }));
-    let (a, b) = (run_path(&whole, &preset), run_path(&split, &preset));
-    assert_eq!(metrics(&a), metrics(&b), "metrics.jsonl differs after resuming");
-    assert_eq!(results(&a), results(&b), "results differ after resuming");
+    assert_resume_equals_uninterrupted("sift", "kernels = \"portable\"\n", (0, 3));
 }
 
 #[test]
@@ -206,13 +205,5 @@ fn a_skipped_update_still_reaches_its_scheduled_evaluation() {
 /// Length-grouped batches resume mid-epoch exactly: the lengths come back from the data.
 #[test]
 fn a_resumed_length_grouped_run_equals_an_uninterrupted_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let preset = preset(dir.path(), "standard", "group_by_length = true\n");
-    let (whole, split) = (dir.path().join("whole"), dir.path().join("split"));
-    assert!(matches!(drive(&preset, &whole, false, None), Event::Finished { .. }));
-    assert!(matches!(drive(&preset, &split, false, Some((0, 3))), Event::Stopped { .. }));
-    assert!(matches!(drive(&preset, &split, true, None), Event::Finished { .. }));
-    let (a, b) = (run_path(&whole, &preset), run_path(&split, &preset));
-    assert_eq!(metrics(&a), metrics(&b), "metrics.jsonl differs after resuming");
-    assert_eq!(results(&a), results(&b), "results differ after resuming");
+    assert_resume_equals_uninterrupted("standard", "group_by_length = true\n", (0, 3));
 }
