@@ -25,6 +25,20 @@ const CHECKPOINTS: &str = "checkpoints";
 const BEST: &str = "best.safetensors";
 const LOCK: &str = "lock";
 
+/// The directories directly under a runs directory, sorted by path: the candidates for runs.
+pub fn subdirectories(runs_dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let cannot_list = || format!("{}: cannot list the runs directory", runs_dir.display());
+    let mut dirs = Vec::new();
+    for entry in fs::read_dir(runs_dir).with_context(cannot_list)? {
+        let path = entry.with_context(cannot_list)?.path();
+        if path.is_dir() {
+            dirs.push(path);
+        }
+    }
+    dirs.sort();
+    Ok(dirs)
+}
+
 /// `$SIFT_RUNS_DIR`, or `runs/` in the working directory.
 pub fn runs_dir_default() -> PathBuf {
     std::env::var_os("SIFT_RUNS_DIR").filter(|dir| !dir.is_empty()).map(PathBuf::from).unwrap_or_else(|| "runs".into())

@@ -8,12 +8,11 @@ use std::collections::HashMap;
 use std::fmt::Write;
 use std::path::Path;
 
-use anyhow::Context;
 use rand::Rng;
 use serde::Serialize;
 
 use super::results::RunResults;
-use super::rundir::RunDir;
+use super::rundir::{subdirectories, RunDir};
 use crate::method::MethodName;
 use crate::metrics::{predicts_one_class, Confusion, Metric, Split, SINGLE_CLASS_SHARE};
 
@@ -45,15 +44,7 @@ pub enum Format {
 /// Reads every `*/results.json` under `runs_dir`. A run that cannot be used becomes a warning; only
 /// an unreadable runs directory fails.
 pub fn collect(runs_dir: &Path) -> anyhow::Result<Collected> {
-    let cannot_list = || format!("{}: cannot list the runs directory", runs_dir.display());
-    let mut dirs = Vec::new();
-    for entry in std::fs::read_dir(runs_dir).with_context(cannot_list)? {
-        let path = entry.with_context(cannot_list)?.path();
-        if path.is_dir() {
-            dirs.push(path);
-        }
-    }
-    dirs.sort();
+    let dirs = subdirectories(runs_dir)?;
     let mut collected = Collected::default();
     for dir in dirs {
         let run = RunDir::open(&dir)?;

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use crate::experiment::rundir::RunDir;
+use crate::experiment::rundir::{subdirectories, RunDir};
 use crate::method::MethodName;
 use crate::metrics::{Metric, MetricsLine, Scores, Split};
 
@@ -40,15 +40,7 @@ pub struct RunCurves {
 /// Every run directory (one with a `config.toml`) under `runs_dir`, sorted by preset, model,
 /// method and seed. A run that cannot be read becomes a warning.
 pub fn read_runs(runs_dir: &Path) -> anyhow::Result<(Vec<RunCurves>, Vec<String>)> {
-    let cannot_list = || format!("{}: cannot list the runs directory", runs_dir.display());
-    let mut dirs = Vec::new();
-    for entry in std::fs::read_dir(runs_dir).with_context(cannot_list)? {
-        let path = entry.with_context(cannot_list)?.path();
-        if path.is_dir() {
-            dirs.push(path);
-        }
-    }
-    dirs.sort();
+    let dirs = subdirectories(runs_dir)?;
     let (mut runs, mut warnings) = (Vec::new(), Vec::new());
     for dir in dirs {
         let run = RunDir::open(&dir)?;
