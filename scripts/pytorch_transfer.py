@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""The Twitter hate speech -> UCI sentiment protocol as a plain PyTorch + transformers loop.
+"""sift-tui's protocols as a plain PyTorch + transformers loop: Twitter -> UCI, and CoLA.
 
 The reference side of docs/fidelity.md: standard fine-tuning, run the way sift-tui's trainer runs
-`presets/twitter-uci.toml`, so that the score distributions over seeds can be compared.
+`presets/twitter-uci.toml` (`--task twitter-uci`) and `presets/cola.toml` (`--task cola`), so that the
+score distributions over seeds can be compared.
 
 - Source: the first `--limit` tweets of twitter-hate/train.csv; a stratified dev split of
   `--dev-fraction` (per class, round(fraction * count), fixed split seed, shared by every seed);
@@ -16,6 +17,11 @@ The reference side of docs/fidelity.md: standard fine-tuning, run the way sift-t
   10 % column, the other 90 % is the test split of both columns. Column 0 %: the selected source
   weights; column 10 %: those weights fine-tuned on the 10 % with a fresh optimizer and schedule for
   the same number of epochs, final weights scored.
+
+CoLA (`--task cola`): all 8,551 sentences of cola/in_domain_train.tsv, a stratified 10 % dev split,
+dev MCC after every epoch selects the weights, which then score cola/in_domain_dev.tsv and
+cola/out_of_domain_dev.tsv (columns `in_domain_dev`, `out_of_domain_dev`). Run it with
+`--limit 0 --epochs 3 --metric mcc`.
 
 The split membership is drawn with numpy, so it differs from sift-tui's (same sizes, same
 stratification); seeds vary data order, dropout and the head initialisation as in sift-tui.
@@ -47,6 +53,17 @@ def read_twitter(path, limit):
         rows = list(csv.DictReader(f))
     rows = rows[:limit] if limit else rows
     return [r["tweet"] for r in rows], [int(r["label"]) for r in rows]
+
+
+def read_cola(path):
+    """Raw CoLA: no header, tab-separated source, label, author's mark, sentence."""
+    texts, labels = [], []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            _, label, _, sentence = line.split("\t", 3)
+            texts.append(sentence)
+            labels.append(int(label))
+    return texts, labels
 
 
 def read_uci(directory):
@@ -105,7 +122,7 @@ def scores(model, tokenizer, texts, labels, args):
 
 
 def train_stage(model, tokenizer, texts, labels, args, seed, dev=None):
-    """Fine-tunes in place; with `dev`, keeps the weights of the best dev accuracy (per epoch)."""
+    """Fine-tunes in place; with `dev`, keeps the weights of the best dev `args.metric` (per epoch)."""
     params = [(n, p) for n, p in model.named_parameters()]
     optimizer = torch.optim.AdamW([
         {"params": [p for n, p in params if takes_weight_decay(n)], "weight_decay": 0.01},
@@ -131,7 +148,7 @@ def train_stage(model, tokenizer, texts, labels, args, seed, dev=None):
                 break
         if dev is not None:
             result = scores(model, tokenizer, *dev, args)
-            if best is None or result["accuracy"] > best["accuracy"]:
+            if best is None or result[args.metric] > best[args.metric]:
                 best = {**result, "step": step}
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     if best_state is not None:
@@ -139,9 +156,28 @@ def train_stage(model, tokenizer, texts, labels, args, seed, dev=None):
     return best
 
 
+def run_cola(seed, args, data):
+    texts, labels = read_cola(data / "cola" / "in_domain_train.tsv")
+    texts, labels = (texts[:args.limit], labels[:args.limit]) if args.limit else (texts, labels)
+    dev_idx, train_idx = stratified_split(labels, 0.1, args.split_seed)
+    pick = lambda idx: ([texts[i] for i in idx], [labels[i] for i in idx])
+    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    torch.manual_seed(seed)
+    model = AutoModelForSequenceClassification.from_pretrained(args.model, num_labels=2)
+    dev = train_stage(model, tokenizer, *pick(train_idx), args, seed, dev=pick(dev_idx))
+    columns = {name: scores(model, tokenizer, *read_cola(data / "cola" / f"{name}.tsv"), args)
+               for name in ["in_domain_dev", "out_of_domain_dev"]}
+    return dev, columns
+
+
 def run(seed, args):
     started = time.time()
     data = Path(os.environ.get("SIFT_DATA_DIR", "data"))
+    if args.task == "cola":
+        dev, columns = run_cola(seed, args, data)
+        return {"task": "cola", "seed": seed, "dev": dev, "columns": columns,
+                "elapsed_secs": time.time() - started, "torch": torch.__version__,
+                "transformers": transformers.__version__}
     texts, labels = read_twitter(data / "twitter-hate" / "train.csv", args.limit)
     dev_idx, train_idx = stratified_split(labels, 0.1, args.split_seed)
     pool_texts, pool_labels = read_uci(data / "uci-sentiment")
@@ -165,9 +201,12 @@ def run(seed, args):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--task", choices=["twitter-uci", "cola"], default="twitter-uci")
     parser.add_argument("--model", required=True)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
-    parser.add_argument("--limit", type=int, default=4000)
+    parser.add_argument("--limit", type=int, default=4000, help="source examples kept; 0 keeps all")
+    parser.add_argument("--metric", choices=["accuracy", "mcc"], default="accuracy",
+                        help="dev score that selects the weights")
     parser.add_argument("--epochs", type=float, default=2.0)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--lr", type=float, default=2e-5)
