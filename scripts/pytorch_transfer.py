@@ -1,22 +1,27 @@
 #!/usr/bin/env python3
-"""sift-tui's protocols as a plain PyTorch + transformers loop: Twitter -> UCI, and CoLA.
+"""sift-tui's protocols as a plain PyTorch + transformers loop: Twitter -> UCI, UCI domains, CoLA.
 
 The reference side of docs/fidelity.md: standard fine-tuning, run the way sift-tui's trainer runs
-`presets/twitter-uci.toml` (`--task twitter-uci`) and `presets/cola.toml` (`--task cola`), so that the
-score distributions over seeds can be compared.
+`presets/twitter-uci.toml` (`--task twitter-uci`), `presets/uci-domains.toml` (`--task uci-domains`) and
+`presets/cola.toml` (`--task cola`), so that the score distributions over seeds can be compared.
 
-- Source: the first `--limit` tweets of twitter-hate/train.csv; a stratified dev split of
-  `--dev-fraction` (per class, round(fraction * count), fixed split seed, shared by every seed);
+- Source: the first `--limit` tweets of twitter-hate/train.csv; a stratified 10 % dev split (per
+  class, round(0.1 * count), fixed split seed, shared by every seed);
   `--epochs` passes in shuffled batches of `--batch` (last batch partial), dynamic padding,
   truncation at `--max-len`; dev accuracy after every epoch selects the weights (strictly better
   replaces); AdamW (weight decay 0.01 except any name containing `bias` and LayerNorm weights),
   warm-up over ceil(0.1 * T) updates then linear decay, gradient-norm clipping at 1.0, dropout as
   the model config says.
 - Target: the 3,000 UCI sentences (amazon, imdb, yelp), labels mapped into the source space with
-  `hate-to-negative` (positive -> not hateful, negative -> hateful); a stratified 10 % trains the
+  `--label-map`: `hate-to-negative` (positive -> not hateful, negative -> hateful) or `identity`
+  (0 -> 0, 1 -> 1, as the original study did implicitly); a stratified 10 % trains the
   10 % column, the other 90 % is the test split of both columns. Column 0 %: the selected source
   weights; column 10 %: those weights fine-tuned on the 10 % with a fresh optimizer and schedule for
   the same number of epochs, final weights scored.
+
+UCI domains (`--task uci-domains`, as `presets/uci-domains.toml`): the 2,000 Amazon and Yelp sentences
+are the source, the 1,000 IMDB sentences the target pool, labels as they are. Run it with
+`--epochs 3 --max-len 128`.
 
 CoLA (`--task cola`): all 8,551 sentences of cola/in_domain_train.tsv, a stratified 10 % dev split,
 dev MCC after every epoch selects the weights, which then score cola/in_domain_dev.tsv and
@@ -66,9 +71,9 @@ def read_cola(path):
     return texts, labels
 
 
-def read_uci(directory):
+def read_uci(directory, files=UCI_FILES):
     texts, labels = [], []
-    for name in UCI_FILES:
+    for name in files:
         for line in (directory / name).read_text(encoding="utf-8", errors="replace").split("\n"):
             if not line.strip():
                 continue
@@ -170,19 +175,12 @@ def run_cola(seed, args, data):
     return dev, columns
 
 
-def run(seed, args):
-    started = time.time()
-    data = Path(os.environ.get("SIFT_DATA_DIR", "data"))
-    if args.task == "cola":
-        dev, columns = run_cola(seed, args, data)
-        return {"task": "cola", "seed": seed, "dev": dev, "columns": columns,
-                "elapsed_secs": time.time() - started, "torch": torch.__version__,
-                "transformers": transformers.__version__}
-    texts, labels = read_twitter(data / "twitter-hate" / "train.csv", args.limit)
+def run_transfer(seed, args, source, pool):
+    """Stage 1 on `source` (dev split selects the weights), then the target pool's test split at 0 %
+    and after fine-tuning on its 10 %."""
+    texts, labels = source
     dev_idx, train_idx = stratified_split(labels, 0.1, args.split_seed)
-    pool_texts, pool_labels = read_uci(data / "uci-sentiment")
-    # hate-to-negative: positive (1) -> not hateful (0), negative (0) -> hateful (1).
-    pool_labels = [1 - y for y in pool_labels]
+    pool_texts, pool_labels = pool
     target_train, target_test = stratified_split(pool_labels, 0.1, args.split_seed)
     pick = lambda t, y, idx: ([t[i] for i in idx], [y[i] for i in idx])
 
@@ -195,13 +193,35 @@ def run(seed, args):
     columns = {"0%": scores(model, tokenizer, *test, args)}
     train_stage(model, tokenizer, *pick(pool_texts, pool_labels, target_train), args, seed + 1)
     columns["10%"] = scores(model, tokenizer, *test, args)
-    return {"seed": seed, "dev": dev, "columns": columns, "elapsed_secs": time.time() - started,
-            "torch": torch.__version__, "transformers": transformers.__version__}
+    return dev, columns
+
+
+def run(seed, args):
+    started = time.time()
+    data = Path(os.environ.get("SIFT_DATA_DIR", "data"))
+    uci = data / "uci-sentiment"
+    if args.task == "cola":
+        dev, columns = run_cola(seed, args, data)
+    elif args.task == "uci-domains":
+        source = read_uci(uci, ["amazon_cells_labelled.txt", "yelp_labelled.txt"])
+        dev, columns = run_transfer(seed, args, source, read_uci(uci, ["imdb_labelled.txt"]))
+    else:
+        texts, labels = read_uci(uci)
+        if args.label_map == "hate-to-negative":
+            # positive (1) -> not hateful (0), negative (0) -> hateful (1).
+            labels = [1 - y for y in labels]
+        source = read_twitter(data / "twitter-hate" / "train.csv", args.limit)
+        dev, columns = run_transfer(seed, args, source, (texts, labels))
+    return {"task": args.task, "seed": seed, "dev": dev, "columns": columns,
+            "elapsed_secs": time.time() - started, "torch": torch.__version__,
+            "transformers": transformers.__version__}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--task", choices=["twitter-uci", "cola"], default="twitter-uci")
+    parser.add_argument("--task", choices=["twitter-uci", "uci-domains", "cola"], default="twitter-uci")
+    parser.add_argument("--label-map", choices=["hate-to-negative", "identity"], default="hate-to-negative",
+                        help="twitter-uci: how UCI sentiment labels map to the tweet labels")
     parser.add_argument("--model", required=True)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     parser.add_argument("--limit", type=int, default=4000, help="source examples kept; 0 keeps all")
