@@ -35,14 +35,27 @@ pub struct ForestPanel<'a> {
 }
 
 impl ForestPanel<'_> {
-    /// The x range that holds 0, every interval and the baseline, with a little room, and at
-    /// least ±0.05 wide so that identical arms (every Δ 0) still get readable ticks.
+    /// The x range that holds 0, every interval and the baseline when it is on scale, with a little
+    /// room, and at least ±0.05 wide so that identical arms (every Δ 0) still get readable ticks.
     pub fn range(&self) -> [f64; 2] {
-        let ends = self.rows.iter().flat_map(|r| [r.difference.lo, r.difference.hi]).chain(self.baseline);
+        let ends = self.interval_ends().chain(self.baseline_on_scale());
         let (lo, hi) = ends.fold((0.0f64, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
         let half = ((hi - lo) * 0.58).max(0.05);
         let center = (lo + hi) / 2.0;
         [center - half, center + half]
+    }
+
+    /// The baseline, unless it lies further from the intervals than their own width (at least 0.1):
+    /// a baseline at Δ −0.38 beside intervals of ±0.02 would squeeze them into a few pixels, so it is
+    /// then named at the panel's edge instead of drawn.
+    pub fn baseline_on_scale(&self) -> Option<f64> {
+        let (lo, hi) = self.interval_ends().fold((0.0f64, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        let reach = (hi - lo).max(0.1);
+        self.baseline.filter(|b| (lo - reach..=hi + reach).contains(b))
+    }
+
+    fn interval_ends(&self) -> impl Iterator<Item = f64> + '_ {
+        self.rows.iter().flat_map(|r| [r.difference.lo, r.difference.hi])
     }
 
     /// `Δ 10% (accuracy)`.
@@ -101,9 +114,11 @@ mod tests {
     }
 
     #[test]
-    fn the_range_holds_zero_every_interval_and_the_baseline() {
-        let [lo, hi] = panel(&[(0.2, 0.1, 0.3)], Some(-0.4));
-        assert!(lo < -0.4 && hi > 0.3, "{lo} {hi}");
+    fn the_range_holds_zero_every_interval_and_a_near_baseline() {
+        let [lo, hi] = panel(&[(0.2, 0.1, 0.3)], Some(-0.25));
+        assert!(lo < -0.25 && hi > 0.3, "{lo} {hi}");
+        let [lo, hi] = panel(&[(0.01, -0.01, 0.02)], Some(-0.38));
+        assert!(lo > -0.1 && hi < 0.1, "a far baseline is named, not drawn: {lo} {hi}");
         let [lo, hi] = panel(&[(0.0, 0.0, 0.0)], None);
         assert_eq!([lo, hi], [-0.05, 0.05], "identical arms still get a readable axis");
     }

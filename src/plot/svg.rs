@@ -214,7 +214,8 @@ pub fn forest_figure(path: &Path, title: &str, panels: &[ForestPanel]) -> anyhow
     let root = SVGBackend::new(path, (PANEL_WIDTH * columns as u32, height)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| failed(path, e))?;
     let (header, body) = root.split_vertically(HEADER_HEIGHT);
-    let note = "Δ from standard with its 95 % bootstrap interval (the table's); dashed: majority-class baseline";
+    let note = "Δ from standard with its 95 % bootstrap interval (the table's); dashed: majority-class baseline \
+                (named at the edge when off scale)";
     header.draw(&Text::new(title.to_string(), (12, 8), (FONT, 20).into_font())).map_err(|e| failed(path, e))?;
     header.draw(&Text::new(note, (12, 38), (FONT, 13).into_font())).map_err(|e| failed(path, e))?;
     for (panel, area) in panels.iter().zip(body.split_evenly((1, columns))) {
@@ -256,10 +257,21 @@ fn draw_forest_panel(
         .draw()?;
     let top = rows as f64 - 0.5;
     chart.draw_series(std::iter::once(PathElement::new(vec![(0.0, -0.5), (0.0, top)], BLACK.stroke_width(1))))?;
-    if let Some(baseline) = panel.baseline {
-        // Dashes a tenth of a row long, a tenth apart.
-        let dashes = (0..rows * 5).map(|i| -0.5 + i as f64 / 5.0).map(|y| vec![(baseline, y), (baseline, y + 0.1)]);
-        chart.draw_series(dashes.map(|dash| PathElement::new(dash, REFERENCE.stroke_width(2))))?;
+    match (panel.baseline_on_scale(), panel.baseline) {
+        (Some(baseline), _) => {
+            // Dashes a tenth of a row long, a tenth apart.
+            let dashes = (0..rows * 5).map(|i| -0.5 + i as f64 / 5.0).map(|y| vec![(baseline, y), (baseline, y + 0.1)]);
+            chart.draw_series(dashes.map(|dash| PathElement::new(dash, REFERENCE.stroke_width(2))))?;
+        }
+        (None, Some(baseline)) => {
+            let (x, arrow) = if baseline < lo { (lo, "←") } else { (hi, "→") };
+            let (px, py) = chart.backend_coord(&(x, top));
+            let (bx, by) = area.get_base_pixel();
+            let text = format!("{arrow} baseline {baseline:+.3}");
+            let at = if arrow == "←" { px - bx + 4 } else { px - bx - 7 * text.chars().count() as i32 };
+            area.draw(&Text::new(text, (at, py - by + 2), (FONT, 12).into_font().color(&REFERENCE)))?;
+        }
+        (None, None) => {}
     }
     for (i, row) in panel.rows.iter().enumerate() {
         let y = (rows - 1 - i) as f64;

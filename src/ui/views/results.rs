@@ -76,7 +76,8 @@ fn forest_height(panels: &[ForestPanel]) -> u16 {
 }
 
 /// The panels side by side, each a bordered box: a row per method with its interval `├──●──┤`,
-/// the zero line `│` and the majority-class baseline `┊`, and the range on the axis line.
+/// the zero line `│` and the majority-class baseline `┊` (named in the bottom border when it is off
+/// scale), and the range on the axis line.
 fn draw_forest(frame: &mut Frame, area: Rect, panels: &[ForestPanel]) {
     if panels.is_empty() {
         return;
@@ -90,8 +91,10 @@ fn draw_forest(frame: &mut Frame, area: Rect, panels: &[ForestPanel]) {
             format!(" {} ", panel.title())
         };
         let mut block = Block::bordered().title(title).border_style(palette::DIM);
-        if panel.baseline.is_some() {
-            block = block.title_bottom(" ┊ majority-class baseline ");
+        match (panel.baseline_on_scale(), panel.baseline) {
+            (Some(_), _) => block = block.title_bottom(" ┊ majority-class baseline "),
+            (None, Some(b)) => block = block.title_bottom(format!(" majority-class baseline {b:+.3}, off scale ")),
+            (None, None) => {}
         }
         let inner = block.inner(*cell);
         frame.render_widget(block, *cell);
@@ -112,7 +115,7 @@ fn forest_lines(panel: &ForestPanel, width: usize) -> Vec<Line<'static>> {
         (((v - lo) / (hi - lo)) * (plot_width - 1) as f64).round().clamp(0.0, (plot_width - 1) as f64) as usize
     };
     let zero = column(0.0);
-    let baseline = panel.baseline.map(column);
+    let baseline = panel.baseline_on_scale().map(column);
     let mut lines = Vec::new();
     for (row, label) in panel.rows.iter().zip(&labels) {
         let mut chars = vec![' '; plot_width];
