@@ -62,9 +62,9 @@ stub_c="$ROOT/lib/stubs/libcuda_stub.c"
 } >"$stub_c"
 gcc -shared -fPIC -Wl,-soname,libcuda.so.1 -o "$ROOT/lib/stubs/libcuda.so" "$stub_c"
 
-# 3. The build. cudarc takes the link paths from CUDA_HOME; candle-kernels finds nvcc on PATH and
-#    the headers beside it.
-export CUDA_HOME="$ROOT" CUDA_PATH="$ROOT" CUDA_ROOT="$ROOT"
+# 3. The build. cudarc takes the link paths (lib, lib/stubs) from CUDA_HOME; candle-kernels finds
+#    nvcc on PATH and the headers beside it.
+export CUDA_HOME="$ROOT"
 export PATH="$ROOT/bin:$PATH"
 nvcc --version | tail -n 2
 cd "$(dirname "$0")/.."
