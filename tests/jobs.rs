@@ -58,7 +58,12 @@ fn two_jobs_write_the_results_and_metrics_of_a_sequential_sweep() {
     let preset = common::write_tiny_preset(dir.path());
     let sweep = |runs: &Path, threads: &str, jobs: &[&str]| {
         let mut command = sift();
-        command.arg("run").arg(&preset).args(SWEEP).args(["--set", "train.max_steps=30", "--set", "train.eval_every=10"]);
+        command.arg("run").arg(&preset).args(SWEEP).args([
+            "--set",
+            "train.max_steps=30",
+            "--set",
+            "train.eval_every=10",
+        ]);
         command.args(jobs).arg("--runs-dir").arg(runs).env("RAYON_NUM_THREADS", threads).output().unwrap()
     };
     let (sequential, parallel) = (dir.path().join("sequential"), dir.path().join("parallel"));
@@ -84,9 +89,8 @@ fn two_jobs_write_the_results_and_metrics_of_a_sequential_sweep() {
 }
 
 fn has_checkpoint(run: &Path) -> bool {
-    std::fs::read_dir(run.join("checkpoints")).is_ok_and(|mut entries| {
-        entries.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".json")))
-    })
+    std::fs::read_dir(run.join("checkpoints"))
+        .is_ok_and(|mut entries| entries.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".json"))))
 }
 
 /// SIGTERM to the command alone (not to its process group, as `kill PID` or a scheduler sends it)
@@ -142,7 +146,10 @@ fn bad_jobs_arguments_are_rejected_with_one_line_errors() {
         let output = sift().arg("run").arg(&preset).args(args).arg("--runs-dir").arg(dir.path()).output().unwrap();
         let out = text(&output);
         assert_eq!(output.status.code(), Some(2), "{args:?}: {out}");
-        assert!(out.lines().next().is_some_and(|line| line.starts_with("error:") && line.contains(says)), "{args:?}: {out}");
+        assert!(
+            out.lines().next().is_some_and(|line| line.starts_with("error:") && line.contains(says)),
+            "{args:?}: {out}"
+        );
         assert!(!out.contains("panicked"), "{args:?}: {out}");
     }
 }
