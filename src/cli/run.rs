@@ -96,6 +96,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether the run has written its results (`RunDir::launch` would skip it).
 fn is_finished(runs_dir: &Path, spec: &RunSpec) -> bool {
     RunDir::open(&runs_dir.join(&spec.run_id)).is_ok_and(|dir| dir.results_path().is_file())
 }
