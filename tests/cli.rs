@@ -88,7 +88,7 @@ fn bad_presets_exit_2_naming_the_key() {
 #[test]
 fn a_killed_run_resumes_to_a_complete_metrics_file() {
     let dir = tempfile::tempdir().unwrap();
-    let preset = write_tiny_preset(dir.path());
+    let preset = common::write_tiny_preset(dir.path());
     let runs = dir.path().join("runs");
     let mut child = sift()
         .args(["run"])
@@ -131,7 +131,7 @@ fn a_killed_run_resumes_to_a_complete_metrics_file() {
 fn signals_checkpoint_exit_128_plus_the_signal_and_the_same_command_continues() {
     for (signal, name, status) in [("-INT", "SIGINT", 130), ("-TERM", "SIGTERM", 143), ("-HUP", "SIGHUP", 129)] {
         let dir = tempfile::tempdir().unwrap();
-        let preset = write_tiny_preset(dir.path());
+        let preset = common::write_tiny_preset(dir.path());
         let runs = dir.path().join("runs");
         let run_command = || {
             let mut command = sift();
@@ -184,7 +184,7 @@ fn step_count(run: &Path) -> usize {
 #[test]
 fn ten_kills_then_a_complete_run_write_the_uninterrupted_metrics() {
     let dir = tempfile::tempdir().unwrap();
-    let preset = write_tiny_preset(dir.path());
+    let preset = common::write_tiny_preset(dir.path());
     let command = |runs: &Path| {
         let mut command = sift();
         command.arg("run").arg(&preset).args(["--set", "train.checkpoint_every=30", "--runs-dir"]).arg(runs);
@@ -254,7 +254,7 @@ fn ten_kills_then_a_complete_run_write_the_uninterrupted_metrics() {
 #[test]
 fn a_torn_last_line_is_repaired_on_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let preset = write_tiny_preset(dir.path());
+    let preset = common::write_tiny_preset(dir.path());
     let runs = dir.path().join("runs");
     let run = runs.join("kill__bert-cls__standard__s1");
     let mut child = sift()
@@ -297,7 +297,7 @@ fn a_torn_last_line_is_repaired_on_restart() {
 #[test]
 fn a_corrected_command_runs_where_a_failed_start_was() {
     let dir = tempfile::tempdir().unwrap();
-    let preset = write_tiny_preset(dir.path());
+    let preset = common::write_tiny_preset(dir.path());
     let runs = dir.path().join("runs");
     let run = |extra: &[&str], runs: &Path| {
         let mut command = sift();
@@ -321,7 +321,7 @@ fn a_corrected_command_runs_where_a_failed_start_was() {
 #[test]
 fn two_processes_share_a_sweep_without_clobbering() {
     let dir = tempfile::tempdir().unwrap();
-    let preset = write_tiny_preset(dir.path());
+    let preset = common::write_tiny_preset(dir.path());
     let runs = dir.path().join("runs");
     let spawn = || {
         sift()
@@ -352,7 +352,7 @@ fn two_processes_share_a_sweep_without_clobbering() {
 #[test]
 fn a_full_disk_fails_cleanly_and_keeps_the_last_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
-    let preset = write_tiny_preset(dir.path());
+    let preset = common::write_tiny_preset(dir.path());
     let disk = dir.path().join("disk");
     std::fs::create_dir(&disk).unwrap();
     let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", "size=700k", "tmpfs"]).arg(&disk).output();
@@ -383,46 +383,6 @@ fn a_full_disk_fails_cleanly_and_keeps_the_last_checkpoint() {
 fn has_checkpoint(dir: &Path) -> bool {
     std::fs::read_dir(dir)
         .is_ok_and(|mut entries| entries.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".json"))))
-}
-
-/// A preset over the tiny BERT fixture and a synthetic table, long enough to be killed mid-way.
-fn write_tiny_preset(dir: &Path) -> std::path::PathBuf {
-    let data = dir.join("data.csv");
-    let mut rows = String::from("text,label\n");
-    for i in 0..64u32 {
-        rows.push_str(&format!(
-            "sentence number {i} is {},{}\n",
-            if i.is_multiple_of(2) { "good" } else { "bad" },
-            i % 2
-        ));
-    }
-    std::fs::write(&data, rows).unwrap();
-    let preset = format!(
-        r#"name = "kill"
-[sweep]
-models = ["{model}"]
-methods = ["standard"]
-seeds = [1]
-[source]
-[source.dataset]
-kind = "table"
-path = "{data}"
-text_column = "text"
-label_column = "label"
-label_names = ["neg", "pos"]
-[train]
-batch_size = 4
-max_steps = 120
-epochs = 10
-max_len = 16
-checkpoint_every = 5
-"#,
-        model = common::fixture_model("bert-cls").display(),
-        data = data.display()
-    );
-    let path = dir.join("kill.toml");
-    std::fs::write(&path, preset).unwrap();
-    path
 }
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -2,6 +2,7 @@
 pub mod bench;
 mod data;
 mod encode;
+mod jobs;
 mod plot;
 mod progress;
 mod run;

@@ -3,8 +3,9 @@
 //! SIGINT, SIGTERM or SIGHUP asks the trainer to checkpoint and stop, and the process exits with
 //! 128 + the signal's number; `resume` (or running the same preset again) continues from that
 //! checkpoint. Whether a run starts, resumes or is skipped is `RunDir::launch`'s decision, the same
-//! one the console makes.
-use std::path::PathBuf;
+//! one the console makes. With `--jobs N` the sweep's runs go to N worker processes (`super::jobs`).
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
 
 use crossbeam_channel::{select, Receiver};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -35,6 +36,21 @@ pub struct RunArgs {
     /// Run only the K-th run of the sweep (1-based; for cluster job arrays).
     #[arg(long, value_name = "K")]
     only: Option<usize>,
+    /// Train N runs at a time, in N processes that divide the threads ($RAYON_NUM_THREADS, or all
+    /// cores) between them.
+    #[arg(long, value_name = "N", default_value = "1", value_parser = parse_jobs, conflicts_with_all = ["list", "only"])]
+    jobs: NonZeroUsize,
+    /// Set by `--jobs` on the processes it starts: this is worker K (it prints no summary line).
+    #[arg(long, value_name = "K", hide = true, conflicts_with_all = ["list", "only", "jobs"])]
+    worker: Option<usize>,
+}
+
+fn parse_jobs(value: &str) -> Result<NonZeroUsize, String> {
+    match value.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(NonZeroUsize::new(n).expect("not zero")),
+        Err(_) => Err("expects a whole number of runs at a time, e.g. 4".into()),
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -65,6 +81,29 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         anyhow::bail!("{problems}");
     }
     let runs_dir = args.runs_dir.clone().unwrap_or_else(runs_dir_default);
+    // No more jobs than runs left to train: the spare ones would only hold back threads.
+    let pending = runs.iter().filter(|spec| !is_finished(&runs_dir, spec)).count();
+    let jobs = args.jobs.get().min(pending);
+    if jobs > 1 {
+        let sweep = super::jobs::Sweep { preset: &args.preset, overrides: &args.overrides, runs_dir: &runs_dir };
+        super::jobs::run(&sweep, jobs, pending)?;
+    } else {
+        run_sequentially(runs, &runs_dir, args.only.is_some())?;
+    }
+    if args.worker.is_none() {
+        eprintln!("results: sift-tui table {}", runs_dir.display());
+    }
+    Ok(())
+}
+
+/// Whether the run has written its results (`RunDir::launch` would skip it).
+fn is_finished(runs_dir: &Path, spec: &RunSpec) -> bool {
+    RunDir::open(&runs_dir.join(&spec.run_id)).is_ok_and(|dir| dir.results_path().is_file())
+}
+
+/// Trains the runs one after the other in this process. `only`: a single run that must not be
+/// left to another process (one job-array task).
+fn run_sequentially(runs: Vec<RunSpec>, runs_dir: &Path, only: bool) -> anyhow::Result<()> {
     let interrupts = crate::signals::channel()?;
     let count = runs.len();
     for (i, spec) in runs.into_iter().enumerate() {
@@ -72,14 +111,14 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             return Err(Interrupted(signal).into());
         }
         let at = format!("[{}/{count}] {}", i + 1, spec.run_id);
-        // A run that another process is training is left to it, so several machines can share a
-        // sweep; only `--only` (one job-array task, one run) treats that as an error.
-        let (run_dir, resume) = match RunDir::launch(&runs_dir, &spec)? {
+        // A run that another process is training is left to it, so several machines (or the
+        // workers of `--jobs`) can share a sweep; only `--only` treats that as an error.
+        let (run_dir, resume) = match RunDir::launch(runs_dir, &spec)? {
             Launch::Finished { .. } => {
                 eprintln!("{at}: already finished, skipped");
                 continue;
             }
-            Launch::Held(busy) if args.only.is_none() => {
+            Launch::Held(busy) if !only => {
                 eprintln!("{at}: skipped, {busy}");
                 continue;
             }
@@ -92,7 +131,6 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             return Err(Interrupted(signal).into());
         }
     }
-    eprintln!("results: sift-tui table {}", runs_dir.display());
     Ok(())
 }
 
@@ -117,8 +155,6 @@ pub fn resume(args: &ResumeArgs) -> anyhow::Result<()> {
     }
 }
 
-/// The error that ends a run a signal stopped (its exit status is the signal's), after saying how
-/// to continue.
 /// Runs one trainer to its end, printing progress; a signal becomes a checkpoint-and-stop and is
 /// returned, so that the caller exits with its status.
 fn drive(

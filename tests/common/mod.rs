@@ -1,7 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use sift_tui::model::Inputs;
@@ -46,4 +46,44 @@ pub fn shared_model(name: &str) -> Option<PathBuf> {
         panic!("SIFT_MODEL_PATH={path} is set but has no `{name}`");
     }
     dir
+}
+
+/// A preset over the tiny BERT fixture and a synthetic table, long enough to be killed mid-way.
+pub fn write_tiny_preset(dir: &Path) -> PathBuf {
+    let data = dir.join("data.csv");
+    let mut rows = String::from("text,label\n");
+    for i in 0..64u32 {
+        rows.push_str(&format!(
+            "sentence number {i} is {},{}\n",
+            if i.is_multiple_of(2) { "good" } else { "bad" },
+            i % 2
+        ));
+    }
+    std::fs::write(&data, rows).unwrap();
+    let preset = format!(
+        r#"name = "kill"
+[sweep]
+models = ["{model}"]
+methods = ["standard"]
+seeds = [1]
+[source]
+[source.dataset]
+kind = "table"
+path = "{data}"
+text_column = "text"
+label_column = "label"
+label_names = ["neg", "pos"]
+[train]
+batch_size = 4
+max_steps = 120
+epochs = 10
+max_len = 16
+checkpoint_every = 5
+"#,
+        model = fixture_model("bert-cls").display(),
+        data = data.display()
+    );
+    let path = dir.join("kill.toml");
+    std::fs::write(&path, preset).unwrap();
+    path
 }
