@@ -227,9 +227,10 @@ fn sentiment_batches(tokenizer: &TextTokenizer, count: usize, batch_size: usize,
 }
 
 const TRACKED_UPDATES: usize = 50;
-/// The largest relative difference between the bf16 and the f32 loss over the first 50 updates
-/// (batch 8, about 10 tokens). Measured: see the test's output; the bound leaves room above it.
-const BF16_LOSS_RTOL: f32 = 0.05;
+/// The largest relative difference allowed between the bf16 and the f32 loss over the first 50
+/// updates (batch 8, about 10 tokens). Measured: at most 0.0040, 0.0015 on average (the losses go
+/// from 0.708 to 0.033 on both); 5× the measured worst case.
+const BF16_LOSS_RTOL: f32 = 0.02;
 
 /// The first 50 updates of MiniLM (standard fine-tuning, dropout on, the same batches and masks) in
 /// bf16 track the f32 run: every loss within [`BF16_LOSS_RTOL`], and both runs learn.
