@@ -80,7 +80,8 @@ fn every_method_steps_in_half_precision_on_every_family() {
                 let gap = (out.task_loss - f32_loss).abs() / f32_loss;
                 assert!(gap > 0.0 && gap < 2e-2, "{what}: task loss {} against f32 {f32_loss}", out.task_loss);
                 for (var_name, var) in model.named_vars() {
-                    let grad = out.grads.get(var.as_tensor()).unwrap_or_else(|| panic!("{what}: no gradient for {var_name}"));
+                    let grad =
+                        out.grads.get(var.as_tensor()).unwrap_or_else(|| panic!("{what}: no gradient for {var_name}"));
                     assert_eq!((var.dtype(), grad.dtype()), (DType::F32, DType::F32), "{what}: {var_name}");
                     let norm = grad.sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
                     assert!(norm.is_finite(), "{what}: gradient of {var_name} is not finite");
@@ -105,7 +106,13 @@ impl Method for Poisoned {
         MethodName::Standard
     }
 
-    fn step(&mut self, model: &Classifier, batch: &Batch, ctx: &mut Ctx, at: Progress) -> candle_core::Result<StepOutput> {
+    fn step(
+        &mut self,
+        model: &Classifier,
+        batch: &Batch,
+        ctx: &mut Ctx,
+        at: Progress,
+    ) -> candle_core::Result<StepOutput> {
         let mut out = Standard.step(model, batch, ctx, at)?;
         let (_, var) = &model.named_vars()[0];
         let poisoned = (out.grads.get(var.as_tensor()).expect("a gradient") + f64::INFINITY)?;
@@ -171,8 +178,12 @@ fn f16_loss_scaling_skips_and_halves_grows_and_is_restored_from_a_checkpoint() {
         columns: Vec::new(),
         elapsed_secs: 0.0,
     };
-    checkpoint::save(dir.path(), &state, &HashMap::from([("w".to_string(), Tensor::zeros(2, DType::F32, &Device::Cpu).unwrap())]))
-        .unwrap();
+    checkpoint::save(
+        dir.path(),
+        &state,
+        &HashMap::from([("w".to_string(), Tensor::zeros(2, DType::F32, &Device::Cpu).unwrap())]),
+    )
+    .unwrap();
     let loaded = checkpoint::load_latest(dir.path(), &Device::Cpu, &mut |w| panic!("{w}")).unwrap().unwrap();
     let mut resumed = Updater::new(&model, AdamWConfig::default(), 1.0).unwrap();
     resumed.set_loss_scale(loaded.state.loss_scale);
@@ -188,7 +199,9 @@ fn scaled_f16_gradients_are_unscaled_before_the_norm_and_the_update() {
         let (model, batch) = f16_setup();
         let mut updater = Updater::new(&model, AdamWConfig::default(), 1.0).unwrap();
         updater.set_loss_scale(Some(LossScale { scale, finite_in_row: 0 }));
-        let Outcome::Applied(applied) = update(&mut updater, &mut Standard, &model, &batch) else { panic!("not applied") };
+        let Outcome::Applied(applied) = update(&mut updater, &mut Standard, &model, &batch) else {
+            panic!("not applied")
+        };
         applied.grad_norm
     };
     let (scaled, unscaled) = (norm_at(4096.0), norm_at(1.0));

@@ -149,7 +149,8 @@ impl Trainer {
             let _ = events.send(Event::Warning(warning.clone()));
         }
         // f32 master weights whatever the compute precision.
-        let model = Classifier::load(&files, data.num_labels, &device, DType::F32, spec.seed)?.with_precision(train.dtype);
+        let model =
+            Classifier::load(&files, data.num_labels, &device, DType::F32, spec.seed)?.with_precision(train.dtype);
         tokenizer.check_vocab(model.config.vocab_size(), &dir)?;
         model.config.check_max_len(train.max_len, "train.max_len", &files.config)?;
 

@@ -79,7 +79,9 @@ pub enum Outcome {
     NonFinite,
     /// The f16-scaled gradient overflowed: the weights are unchanged and the loss scale is now `scale`.
     /// Part of normal f16 training, not a sign of divergence.
-    Overflow { scale: f64 },
+    Overflow {
+        scale: f64,
+    },
 }
 
 impl Outcome {
@@ -191,6 +193,11 @@ impl Updater {
         self.optimizer.step(&grads, lr)?;
         method.after_update(model, Progress { step: progress.step + 1, ..progress })?;
         let n = n as f32;
-        Ok(Outcome::Applied(Applied { loss: loss / n, task_loss: task_loss / n, adv_kl: adv_kl.map(|kl| kl / n), grad_norm }))
+        Ok(Outcome::Applied(Applied {
+            loss: loss / n,
+            task_loss: task_loss / n,
+            adv_kl: adv_kl.map(|kl| kl / n),
+            grad_norm,
+        }))
     }
 }
