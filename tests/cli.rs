@@ -417,3 +417,23 @@ fn bench_times_training_and_evaluation_steps() {
         assert!(line["samples_per_sec"].as_f64().unwrap() > 0.0, "{line}");
     }
 }
+
+/// `bench --dtype bf16` (and `f16`) times a mixed-precision update: the fused kernels give way to the
+/// portable path, which the JSON line names and stderr explains.
+#[test]
+fn bench_times_a_mixed_precision_update() {
+    let model = common::fixture_model("bert-cls");
+    for dtype in ["bf16", "f16"] {
+        let output = sift()
+            .args(["bench", "--method", "smart", "--batch", "2", "--seq", "8", "--steps", "1", "--warmup", "0"])
+            .args(["--dtype", dtype, "--model"])
+            .arg(&model)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", text(&output));
+        let line: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!((line["dtype"].as_str(), line["kernels"].as_str()), (Some(dtype), Some("portable")), "{line}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(&format!("train.dtype = \"{dtype}\": the fused CPU kernels are f32-only")), "{stderr}");
+    }
+}

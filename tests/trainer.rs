@@ -172,6 +172,13 @@ fn a_resumed_run_on_the_portable_path_equals_an_uninterrupted_one() {
     assert_resume_equals_uninterrupted("sift", "kernels = \"portable\"\n", (0, 3));
 }
 
+/// Half precision resumes exactly too: f16 with its loss scale in the checkpoint, and bf16.
+#[test]
+fn a_resumed_half_precision_run_equals_an_uninterrupted_one() {
+    assert_resume_equals_uninterrupted("sift", "dtype = \"f16\"\n", (0, 3));
+    assert_resume_equals_uninterrupted("smart", "dtype = \"bf16\"\n", (1, 1));
+}
+
 #[test]
 fn non_finite_updates_are_skipped_then_stop_the_run() {
     let dir = tempfile::tempdir().unwrap();

@@ -122,6 +122,7 @@ fn check(name: &str, model_dir: PathBuf) {
         let applied = updater
             .update(&mut Standard, &model, 1, || Ok(batch.clone()), &mut rng, lr, progress)
             .unwrap()
+            .applied()
             .unwrap_or_else(|| panic!("{name}: update {step} was not finite"));
         let loss_error = relative(applied.loss, losses[step]);
         worst = (worst.0.max(loss_error), worst.1.max(diff));

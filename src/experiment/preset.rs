@@ -5,6 +5,7 @@ use crate::data::{LabelMap, TableSpec};
 use crate::method::{MethodName, MethodsConfig};
 use crate::metrics::Metric;
 use crate::model::kernels::Kernels;
+use crate::model::Precision;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -125,6 +126,9 @@ pub struct TrainConfig {
     pub device: String,
     /// `fused` CPU kernels, or the `portable` composed ops that GPUs run (to check that path on a CPU).
     pub kernels: Kernels,
+    /// The compute precision: `f32`, or `bf16` / `f16` with f32 master weights and AdamW state (f16
+    /// with dynamic loss scaling). Half precision takes the portable kernels on the CPU.
+    pub dtype: Precision,
     /// Batches of examples of similar length (less padding), from length-sorted windows of the
     /// shuffled order, as transformers' `group_by_length`.
     pub group_by_length: bool,
@@ -148,6 +152,7 @@ impl Default for TrainConfig {
             max_bad_steps: 5,
             device: "cpu".into(),
             kernels: Kernels::Fused,
+            dtype: Precision::F32,
             group_by_length: false,
             optimizer: AdamWConfig::default(),
         }

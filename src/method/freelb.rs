@@ -130,7 +130,8 @@ impl Method for Freelb {
             let perturbed = (&words + delta_var.as_tensor().to_dtype(words.dtype())?)?;
             let loss = cross_entropy(&model.logits_from(Start::Words(&perturbed), inputs, ctx)?, &batch.labels)?;
             let mut grads = (&loss / passes as f64)?.backward()?;
-            let delta_grad = grads.remove(delta_var.as_tensor());
+            // Under f16 loss scaling every gradient of this pass is scaled; δ's ascent wants the true one.
+            let delta_grad = grads.remove(delta_var.as_tensor()).map(|g| g / ctx.loss_scale).transpose()?;
 
             let loss = scalar(&loss)?;
             if pass == 0 {

@@ -148,7 +148,7 @@ mod tests {
         let run = |frozen: bool| -> Result<(Tensor, Tensor, usize)> {
             let var = Var::from_tensor(&delta)?;
             let mut rng = crate::rng::stream(2, 0);
-            let mut ctx = Ctx { train: true, frozen, rng: &mut rng };
+            let mut ctx = Ctx { train: true, frozen, loss_scale: 1.0, rng: &mut rng };
             let logits = model.logits_from(Start::LayerNormInput(&(&base + var.as_tensor())?), inputs, &mut ctx)?;
             let grads = logits.sqr()?.sum_all()?.backward()?;
             let data = model.varmap.data().lock().expect("varmap");

@@ -170,7 +170,8 @@ impl Smart {
 
     /// mean_rows SKL(z, sg(z_teacher)).
     fn proximal_term(&self, teacher: &Classifier, inputs: &Inputs, ctx: &mut Ctx, clean: &Tensor) -> Result<Tensor> {
-        let mut teacher_ctx = Ctx { train: ctx.train && self.config.teacher_dropout, frozen: true, rng: &mut *ctx.rng };
+        let train = ctx.train && self.config.teacher_dropout;
+        let mut teacher_ctx = Ctx { train, frozen: true, loss_scale: 1.0, rng: &mut *ctx.rng };
         let teacher_logits = teacher.logits(inputs, &mut teacher_ctx)?.detach();
         skl_full(clean, &teacher_logits, Reduction::Mean)
     }

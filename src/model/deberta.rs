@@ -418,9 +418,9 @@ impl SelfAttention for SelfAttentionV1 {
         let fused = core.per_head(&apply_linear(&self.in_proj, hidden, ctx)?)?;
         let d = core.head_dim;
         let heads = Heads {
-            query: core.head_major(&fused.narrow(2, 0, d)?, Some(&ctx.param(&self.query_bias)))?,
+            query: core.head_major(&fused.narrow(2, 0, d)?, Some(&ctx.param(&self.query_bias, fused.dtype())?))?,
             key: core.head_major(&fused.narrow(2, d, d)?, None)?,
-            value: core.head_major(&fused.narrow(2, 2 * d, d)?, Some(&ctx.param(&self.value_bias)))?,
+            value: core.head_major(&fused.narrow(2, 2 * d, d)?, Some(&ctx.param(&self.value_bias, fused.dtype())?))?,
         };
         let mut positions = PositionHeads::default();
         if let Some(table) = table {
@@ -440,10 +440,10 @@ pub struct RelativeTableV1 {
 }
 
 impl RelativeTableV1 {
-    fn batch(&self, seq_len: usize, ctx: &Ctx) -> Result<RelativeBatch> {
+    fn batch(&self, seq_len: usize, dtype: DType, ctx: &Ctx) -> Result<RelativeBatch> {
         let span = seq_len.min(self.max_relative);
         let index = self.cache.get(seq_len, || RelativeIndex::new(seq_len, span, |d| d, self.table.device()))?;
-        let rows = ctx.param(&self.table).narrow(0, self.max_relative - span, 2 * span)?;
+        let rows = ctx.param(&self.table, dtype)?.narrow(0, self.max_relative - span, 2 * span)?;
         Ok(RelativeBatch::new(rows, index))
     }
 }
@@ -459,12 +459,13 @@ pub(crate) fn max_relative_positions(config: &DebertaConfig) -> usize {
 
 /// A table of relative-position embeddings: the rows and indices one batch of length `seq_len` uses.
 pub(crate) trait RelativeTable: Send + Sync {
-    fn batch(&self, seq_len: usize, ctx: &Ctx) -> Result<RelativeBatch>;
+    /// `dtype` is the compute dtype of the layers that read the rows.
+    fn batch(&self, seq_len: usize, dtype: DType, ctx: &Ctx) -> Result<RelativeBatch>;
 }
 
 impl RelativeTable for RelativeTableV1 {
-    fn batch(&self, seq_len: usize, ctx: &Ctx) -> Result<RelativeBatch> {
-        RelativeTableV1::batch(self, seq_len, ctx)
+    fn batch(&self, seq_len: usize, dtype: DType, ctx: &Ctx) -> Result<RelativeBatch> {
+        RelativeTableV1::batch(self, seq_len, dtype, ctx)
     }
 }
 
@@ -522,7 +523,7 @@ impl<A: SelfAttention + Send + Sync, R: RelativeTable> Encoder for DisentangledE
 
     fn encode(&self, embedded: &Tensor, inputs: &Inputs, ctx: &mut Ctx) -> Result<Tensor> {
         let seq_len = embedded.dim(1)?;
-        let relative = self.relative.as_ref().map(|r| r.batch(seq_len, ctx)).transpose()?;
+        let relative = self.relative.as_ref().map(|r| r.batch(seq_len, embedded.dtype(), ctx)).transpose()?;
         let batch = AttentionBatch::new(&inputs.attention_mask, embedded.dtype(), relative)?;
         run_layers(&self.layers, embedded, &batch, ctx)
     }

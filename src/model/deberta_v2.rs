@@ -4,7 +4,7 @@
 //! query/key/value projections with biases, relative distances grouped into log buckets, position
 //! heads projected either by the content projections (`share_att_key`) or by their own, and an
 //! optional LayerNorm over the relative-embedding table (`norm_rel_ebd = "layer_norm"`).
-use candle_core::{bail, Result, Tensor};
+use candle_core::{bail, DType, Result, Tensor};
 use candle_nn::{Linear, VarBuilder};
 
 use super::config::DebertaConfig;
@@ -69,14 +69,14 @@ impl RelativeTableV2 {
         }
     }
 
-    fn batch(&self, seq_len: usize, ctx: &Ctx) -> Result<RelativeBatch> {
+    fn batch(&self, seq_len: usize, dtype: DType, ctx: &Ctx) -> Result<RelativeBatch> {
         let index = self
             .cache
             .get(seq_len, || RelativeIndex::new(seq_len, self.span, |d| self.relative(d), self.table.device()))?;
         // Normalised on every pass: the table is trainable.
         let rows = match &self.layer_norm {
-            Some(layer_norm) => layer_norm.forward(&ctx.param(&self.table), ctx)?,
-            None => ctx.param(&self.table),
+            Some(layer_norm) => layer_norm.forward(&ctx.param(&self.table, dtype)?, ctx)?,
+            None => ctx.param(&self.table, dtype)?,
         };
         Ok(RelativeBatch::new(rows, index))
     }
@@ -169,8 +169,8 @@ impl DebertaV2 {
 }
 
 impl RelativeTable for RelativeTableV2 {
-    fn batch(&self, seq_len: usize, ctx: &Ctx) -> Result<RelativeBatch> {
-        RelativeTableV2::batch(self, seq_len, ctx)
+    fn batch(&self, seq_len: usize, dtype: DType, ctx: &Ctx) -> Result<RelativeBatch> {
+        RelativeTableV2::batch(self, seq_len, dtype, ctx)
     }
 }
 

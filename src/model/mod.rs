@@ -26,10 +26,12 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Result, Tensor};
 use candle_nn::{VarBuilder, VarMap};
+use serde::{Deserialize, Serialize};
 
 use crate::rng::Rng;
 use config::ModelConfig;
 use head::{ClassificationHead, HEAD_PREFIXES};
+use kernels::Kernels;
 use weights::{Checkpoint, TrainableWeights};
 
 /// The tokenized inputs of one batch, all on the model's device.
@@ -43,46 +45,112 @@ pub struct Inputs {
     pub token_type_ids: Tensor,
 }
 
-/// Forward-pass context: train or eval mode, frozen weights or not, and the seeded generator that
-/// draws dropout masks.
+/// Forward-pass context: train or eval mode, frozen weights or not, the loss scale of its backward
+/// pass, and the seeded generator that draws dropout masks.
 pub struct Ctx<'a> {
     pub train: bool,
     /// Every layer weight (encoder and head) enters the graph detached, so backward forms no parameter
     /// gradient: the ascent passes of SiFT, SMART and ALUM need only the gradient with respect to a
     /// perturbation. They start at P1 or P2, past the embedding tables, which a frozen pass never reads.
     pub frozen: bool,
+    /// f16 loss scaling: the gradient that reaches the model from the logits of a pass that is not
+    /// frozen is multiplied by this (1 otherwise), so that small half-precision gradients do not flush
+    /// to zero. Parameter gradients come out scaled by it; the updater divides it out.
+    pub loss_scale: f64,
     pub rng: &'a mut Rng,
 }
 
 impl<'a> Ctx<'a> {
     pub fn train(rng: &'a mut Rng) -> Self {
-        Self { train: true, frozen: false, rng }
+        Self { train: true, frozen: false, loss_scale: 1.0, rng }
     }
 
     pub fn eval(rng: &'a mut Rng) -> Self {
-        Self { train: false, frozen: false, rng }
+        Self { train: false, frozen: false, loss_scale: 1.0, rng }
     }
 
     /// Evaluation with frozen weights: no dropout, and nothing of the pass is tracked for a backward
     /// pass (Candle has no no-grad mode; untracked inputs are its equivalent), so scoring a split
     /// builds no graph.
     pub fn inference(rng: &'a mut Rng) -> Self {
-        Self { train: false, frozen: true, rng }
+        Self { train: false, frozen: true, loss_scale: 1.0, rng }
+    }
+
+    /// The same context with its backward pass scaled by `loss_scale`.
+    pub fn with_loss_scale(self, loss_scale: f64) -> Self {
+        Self { loss_scale, ..self }
     }
 
     /// The same context with frozen weights, drawing from the same generator.
     pub fn frozen(&mut self) -> Ctx<'_> {
-        Ctx { train: self.train, frozen: true, rng: &mut *self.rng }
+        Ctx { train: self.train, frozen: true, loss_scale: self.loss_scale, rng: &mut *self.rng }
     }
 
-    /// A weight as this pass uses it: detached when frozen.
-    pub fn param(&self, weight: &Tensor) -> Tensor {
+    /// A weight as this pass uses it: in `dtype`, the dtype of the activations it meets (the f32
+    /// master weights cast to the compute dtype; the cast is differentiable, so the gradient reaches
+    /// the f32 variable in f32), and detached when frozen.
+    pub fn param(&self, weight: &Tensor, dtype: DType) -> Result<Tensor> {
         if self.frozen {
-            weight.detach()
+            weight.detach().to_dtype(dtype)
         } else {
-            weight.clone()
+            weight.to_dtype(dtype)
         }
     }
+}
+
+/// The precision a run computes in (`train.dtype`, `--dtype`). Weights and AdamW's moments stay f32
+/// whatever it is (master weights); `bf16` and `f16` run the encoder layers and the head in half
+/// precision, with LayerNorm and softmax statistics and the losses in f32.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    #[default]
+    F32,
+    Bf16,
+    /// Needs loss scaling (dynamic, in the updater): f16 has 5 exponent bits.
+    F16,
+}
+
+impl Precision {
+    pub fn dtype(self) -> DType {
+        match self {
+            Self::F32 => DType::F32,
+            Self::Bf16 => DType::BF16,
+            Self::F16 => DType::F16,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::F32 => "f32",
+            Self::Bf16 => "bf16",
+            Self::F16 => "f16",
+        }
+    }
+}
+
+/// The kernel path a run takes, and why it differs from the one asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelPath {
+    pub kernels: Kernels,
+    /// Set when `kernels = "fused"` was asked for but cannot apply: for the run's log.
+    pub note: Option<String>,
+}
+
+/// The one place that decides which kernels a run uses, from its device, `train.kernels` and
+/// `train.dtype`. The fused CPU kernels are f32-only, so half precision on the CPU takes the
+/// portable path (the composed ops GPUs run) and says so, rather than failing a preset whose
+/// `kernels = "fused"` line was written for f32. On other devices the fused kernels never apply.
+pub fn kernel_path(device: &Device, kernels: Kernels, precision: Precision) -> KernelPath {
+    if device.is_cpu() && kernels == Kernels::Fused && precision != Precision::F32 {
+        let note = format!(
+            "train.dtype = \"{}\": the fused CPU kernels are f32-only, so this run takes the portable path \
+             (train.kernels = \"portable\")",
+            precision.as_str()
+        );
+        return KernelPath { kernels: Kernels::Portable, note: Some(note) };
+    }
+    KernelPath { kernels, note: None }
 }
 
 /// A transformer encoder split at its perturbation points.
@@ -157,6 +225,9 @@ pub struct Classifier {
     pub varmap: VarMap,
     pub config: ModelConfig,
     pub num_labels: usize,
+    /// The dtype of the encoder layers and the head ([`Classifier::with_precision`]); the weights
+    /// keep the dtype they were loaded in.
+    compute: DType,
 }
 
 impl Classifier {
@@ -190,7 +261,19 @@ impl Classifier {
             ModelConfig::Deberta(c) | ModelConfig::DebertaV2(c) => ClassificationHead::load_deberta(c, num_labels, vb),
         }
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-        Ok(Self { encoder, head, varmap, config, num_labels })
+        Ok(Self { encoder, head, varmap, config, num_labels, compute: dtype })
+    }
+
+    /// The same model computing in `precision`: the embeddings (P0 to P2, where the methods add
+    /// their f32 perturbations) stay in the weights' dtype, the embedding output is cast to the
+    /// compute dtype, and the logits come back in f32.
+    pub fn with_precision(self, precision: Precision) -> Self {
+        Self { compute: precision.dtype(), ..self }
+    }
+
+    /// The dtype the encoder layers and the head compute in.
+    pub fn compute_dtype(&self) -> DType {
+        self.compute
     }
 
     /// An independent copy with its own variables (SMART's teacher, evaluation snapshots).
@@ -201,7 +284,8 @@ impl Classifier {
             .map(|(_, t)| (t.device().clone(), t.dtype()))
             .ok_or_else(|| anyhow::anyhow!("the model has no variables"))?;
         let checkpoint = Checkpoint::from_tensors(Path::new("<in-memory copy>"), tensors);
-        Self::from_checkpoint(self.config.clone(), checkpoint, self.num_labels, &device, dtype, 0)
+        let copy = Self::from_checkpoint(self.config.clone(), checkpoint, self.num_labels, &device, dtype, 0)?;
+        Ok(Self { compute: self.compute, ..copy })
     }
 
     /// The trainable weights, sorted by name.
@@ -221,7 +305,7 @@ impl Classifier {
         Ok(named)
     }
 
-    /// Logits `[B, C]`, starting the forward pass at `start`.
+    /// Logits `[B, C]` in f32, starting the forward pass at `start`.
     pub fn logits_from(&self, start: Start, inputs: &Inputs, ctx: &mut Ctx) -> Result<Tensor> {
         let enc = &self.encoder;
         // A frozen pass reads the embedding tables as constants too: its graph holds no weight.
@@ -236,12 +320,25 @@ impl Classifier {
                 enc.embedding_output(&s, inputs, ctx)?
             }
         };
-        self.head.forward(&enc.encode_first_token(&embedded, inputs, ctx)?, ctx)
+        // The one activation cast: every layer casts its weights to the dtype of what it receives.
+        let embedded = embedded.to_dtype(self.compute)?;
+        let logits = self.head.forward(&enc.encode_first_token(&embedded, inputs, ctx)?, ctx)?.to_dtype(DType::F32)?;
+        if ctx.loss_scale == 1.0 || ctx.frozen {
+            return Ok(logits);
+        }
+        scale_gradient(&logits, ctx.loss_scale)
     }
 
     pub fn logits(&self, inputs: &Inputs, ctx: &mut Ctx) -> Result<Tensor> {
         self.logits_from(Start::Ids, inputs, ctx)
     }
+}
+
+/// `x` unchanged in value, with the gradient that flows back through it multiplied by `factor`:
+/// x + (x·f − sg(x·f)). The difference is exactly 0 while x·f is finite, which it is for f32 logits.
+fn scale_gradient(x: &Tensor, factor: f64) -> Result<Tensor> {
+    let scaled = (x * factor)?;
+    x.detach() + (&scaled - scaled.detach())?
 }
 
 /// Loads only the encoder (for `encode` and feature extraction).

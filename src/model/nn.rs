@@ -3,7 +3,8 @@
 //! `candle_nn::LayerNorm` and `ops::softmax_last_dim` take fused paths without a backward pass, which
 //! silently cuts the gradient (see `docs/design.md`). The layers here run the project's own
 //! kernels (hand-written backward, f32 on the CPU) or, elsewhere, composed differentiable primitives.
-//! Their weights enter the graph through [`Ctx::param`], detached in a frozen pass.
+//! Their weights enter the graph through [`Ctx::param`], detached in a frozen pass and cast to the dtype
+//! of the activations they meet (half precision keeps f32 master weights).
 use candle_core::{Result, Tensor};
 use candle_nn::{Embedding, Init, Linear, VarBuilder};
 
@@ -31,13 +32,14 @@ impl LayerNorm {
     }
 
     pub fn forward(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
-        layer_norm::layer_norm(x, &ctx.param(&self.weight), &ctx.param(&self.bias), self.eps)
+        let dtype = x.dtype();
+        layer_norm::layer_norm(x, &ctx.param(&self.weight, dtype)?, &ctx.param(&self.bias, dtype)?, self.eps)
     }
 
     /// `forward(dropout(x) + residual)` as one operation (the output blocks of a layer).
     pub fn forward_residual(&self, x: &Tensor, residual: &Tensor, dropout: &Dropout, ctx: &mut Ctx) -> Result<Tensor> {
         let mask = dropout.mask(x.elem_count(), ctx);
-        let (weight, bias) = (ctx.param(&self.weight), ctx.param(&self.bias));
+        let (weight, bias) = (ctx.param(&self.weight, x.dtype())?, ctx.param(&self.bias, x.dtype())?);
         layer_norm::residual_layer_norm(x, residual, &weight, &bias, self.eps, mask.as_ref())
     }
 }
@@ -126,16 +128,16 @@ pub fn embedding(vocab: usize, dim: usize, vb: VarBuilder) -> Result<Embedding> 
 /// Applies a linear layer over the last dimension (any rank) as one 2-D product, with the layer's
 /// weights as the context gives them.
 pub fn apply_linear(layer: &Linear, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
-    let bias = layer.bias().map(|b| ctx.param(b));
-    linear_kernel::linear(x, &ctx.param(layer.weight()), bias.as_ref())
+    let bias = layer.bias().map(|b| ctx.param(b, x.dtype())).transpose()?;
+    linear_kernel::linear(x, &ctx.param(layer.weight(), x.dtype())?, bias.as_ref())
 }
 
 /// `activation(layer(x))`, the exact GELU fused into the layer (the feed-forward blocks).
 pub fn apply_linear_activation(layer: &Linear, activation: Activation, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
     match activation {
         Activation::Gelu => {
-            let bias = layer.bias().map(|b| ctx.param(b));
-            linear_kernel::linear_gelu(x, &ctx.param(layer.weight()), bias.as_ref())
+            let bias = layer.bias().map(|b| ctx.param(b, x.dtype())).transpose()?;
+            linear_kernel::linear_gelu(x, &ctx.param(layer.weight(), x.dtype())?, bias.as_ref())
         }
         other => other.forward(&apply_linear(layer, x, ctx)?),
     }

@@ -10,6 +10,7 @@ use anyhow::Context;
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::update::LossScale;
 use crate::data::EpochSampler;
 use crate::experiment::results::ColumnResult;
 use crate::metrics::Scores;
@@ -42,6 +43,10 @@ pub struct TrainState {
     pub rng: Rng,
     pub best: Option<Best>,
     pub bad_in_row: usize,
+    /// The f16 loss-scaling state of the stage's updater (none in f32 and bf16, and in checkpoints
+    /// written before mixed precision).
+    #[serde(default)]
+    pub loss_scale: Option<LossScale>,
     pub columns: Vec<ColumnResult>,
     pub elapsed_secs: f64,
 }
@@ -122,6 +127,7 @@ mod tests {
             rng: crate::rng::stream(1, 1),
             best: None,
             bad_in_row: 0,
+            loss_scale: None,
             columns: Vec::new(),
             elapsed_secs: 0.0,
         }

@@ -20,7 +20,7 @@ use super::events::{Command, DownloadEvents, Event};
 use super::optim::AdamW;
 use super::prepare::{prepare, LabeledSet, Prepared};
 use super::schedule::LinearSchedule;
-use super::update::Updater;
+use super::update::{Outcome, Updater};
 use crate::data::{collate, EpochSampler};
 use crate::download::Cancelled;
 use crate::experiment::assets::{self, Sources};
@@ -30,7 +30,7 @@ use crate::experiment::sweep::RunSpec;
 use crate::method::{self, Method, Progress};
 use crate::metrics::{EvalMetrics, MetricsLine, Scores, Split, StepMetrics};
 use crate::model::tokenizer::TextTokenizer;
-use crate::model::{select_device, Classifier, ModelFiles};
+use crate::model::{kernel_path, select_device, Classifier, ModelFiles};
 use crate::rng;
 
 /// The channels of a running trainer.
@@ -132,9 +132,13 @@ impl Trainer {
         events: Sender<Event>,
     ) -> anyhow::Result<Self> {
         let train = &spec.preset.train;
-        // This thread builds every graph of the run: its kernel choice is the run's.
-        crate::model::kernels::use_kernels(train.kernels);
         let device = select_device(&train.device)?;
+        let path = kernel_path(&device, train.kernels, train.dtype);
+        // This thread builds every graph of the run: its kernel choice is the run's.
+        crate::model::kernels::use_kernels(path.kernels);
+        if let Some(note) = path.note {
+            let _ = events.send(Event::Warning(note));
+        }
         // The first phase: whatever the run lacks is downloaded, and `Stop` cancels it.
         let downloads = &mut DownloadEvents { events: &events, commands: &commands };
         let dir = assets::ensure(&spec.preset, &spec.model, &Sources::from_env(), downloads)?;
@@ -144,7 +148,9 @@ impl Trainer {
         for warning in &data.warnings {
             let _ = events.send(Event::Warning(warning.clone()));
         }
-        let model = Classifier::load(&files, data.num_labels, &device, DType::F32, spec.seed)?;
+        // f32 master weights whatever the compute precision.
+        let model =
+            Classifier::load(&files, data.num_labels, &device, DType::F32, spec.seed)?.with_precision(train.dtype);
         tokenizer.check_vocab(model.config.vocab_size(), &dir)?;
         model.config.check_max_len(train.max_len, "train.max_len", &files.config)?;
 
@@ -162,6 +168,7 @@ impl Trainer {
             rng: rng::stream(spec.seed, 1),
             best: None,
             bad_in_row: 0,
+            loss_scale: None,
             columns: Vec::new(),
             elapsed_secs: 0.0,
         };
@@ -281,7 +288,9 @@ impl Trainer {
             self.load_model_tensors(&strip(tensors, "model."))?;
             updater.optimizer_mut().load_state(&strip(tensors, "optim."), self.state.optimizer_steps)?;
             method.load_state(&strip(tensors, "method."))?;
+            updater.set_loss_scale(self.state.loss_scale);
         }
+        self.state.loss_scale = updater.loss_scale();
         let schedule = LinearSchedule::with_warmup_ratio(train.lr, train.warmup_ratio, total_steps);
         self.emit(Event::Stage { name: stage.name(), index, count: self.stages.len(), total_steps });
         let eval_every = if train.eval_every > 0 { train.eval_every } else { per_epoch };
@@ -300,7 +309,7 @@ impl Trainer {
                 let rows: Vec<_> = sampler.next_batch().iter().map(|&i| (&set.encoded[i], set.labels[i])).collect();
                 Ok(collate(&rows, pad_id, None, device)?)
             };
-            let applied = updater.update(
+            let outcome = updater.update(
                 method.as_mut(),
                 &self.model,
                 train.accumulate,
@@ -310,8 +319,9 @@ impl Trainer {
                 progress,
             )?;
             self.state.step += 1;
-            match applied {
-                Some(applied) => {
+            self.state.loss_scale = updater.loss_scale();
+            match outcome {
+                Outcome::Applied(applied) => {
                     self.state.bad_in_row = 0;
                     self.state.optimizer_steps = updater.optimizer().steps();
                     let samples = (train.batch_size * train.accumulate) as f64;
@@ -329,7 +339,10 @@ impl Trainer {
                 }
                 // A skipped update still reaches the scheduled evaluation below: the weights of the
                 // last good update are scored and may be selected.
-                None => self.skip_bad_update(stage)?,
+                Outcome::NonFinite => self.skip_bad_update(stage)?,
+                // f16 loss scaling at work (GradScaler skips these silently): recorded, not counted
+                // towards `max_bad_steps`.
+                Outcome::Overflow { .. } => self.record_skipped(stage)?,
             }
             let last = self.state.step == total_steps;
             if self.state.step.is_multiple_of(eval_every) || last {
@@ -349,8 +362,7 @@ impl Trainer {
         self.state.bad_in_row += 1;
         let (step, in_row) = (self.state.step, self.state.bad_in_row);
         let limit = self.spec.preset.train.max_bad_steps;
-        let stage_index = self.state.stage_index;
-        self.run_dir.append_metrics(&MetricsLine::Skipped { stage: stage.name(), stage_index, step })?;
+        self.record_skipped(stage)?;
         anyhow::ensure!(
             in_row < limit,
             "{}: {in_row} non-finite updates in a row (loss or gradient NaN/inf) at update {step}; stopping \
@@ -362,6 +374,12 @@ impl Trainer {
             stage.name()
         )));
         Ok(())
+    }
+
+    /// A skipped update in metrics.jsonl.
+    fn record_skipped(&mut self, stage: Stage) -> anyhow::Result<()> {
+        let (stage_index, step) = (self.state.stage_index, self.state.step);
+        self.run_dir.append_metrics(&MetricsLine::Skipped { stage: stage.name(), stage_index, step })
     }
 
     /// Handles queued commands; blocks while paused. Returns `Stopped` on a stop request.

@@ -1,12 +1,16 @@
 //! Softmax over the last dimension as one node; backward dx = y·(dy − Σ dy·y).
-use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor, D};
+use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor, D};
 
 use super::math::{exp, sum_map, sum_zip};
 use super::{for_rows, fused, simd_fn, slice, tensor, with_data};
 
+/// Softmax over the last dimension. Half-precision inputs get their statistics (max, sum of
+/// exponentials) in f32, as PyTorch's autocast does, and the probabilities back in their dtype.
 pub fn softmax(x: &Tensor) -> Result<Tensor> {
     if fused(x) {
         x.contiguous()?.apply_op1(Softmax)
+    } else if matches!(x.dtype(), DType::BF16 | DType::F16) {
+        candle_nn::ops::softmax(&x.to_dtype(DType::F32)?, D::Minus1)?.to_dtype(x.dtype())
     } else {
         candle_nn::ops::softmax(x, D::Minus1)
     }
