@@ -238,3 +238,21 @@ fn the_plot_command_writes_svg_files() {
     assert_eq!(none.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&none.stderr).contains("no runs to plot"));
 }
+
+#[test]
+fn a_sweep_of_one_method_gets_curves_and_says_why_it_has_no_forest_plot() {
+    let runs = tempfile::tempdir().unwrap();
+    for seed in [1, 2] {
+        let name = format!("tiny__tiny-model__standard__s{seed}");
+        std::fs::create_dir(runs.path().join(&name)).unwrap();
+        for file in ["config.toml", "metrics.jsonl", "results.json"] {
+            std::fs::copy(fixture().join(&name).join(file), runs.path().join(&name).join(file)).unwrap();
+        }
+    }
+    let out = tempfile::tempdir().unwrap();
+    let written = write_figures(runs.path(), out.path(), Scale::LINEAR).unwrap();
+    let names: Vec<String> = written.files.iter().map(|f| f.file_name().unwrap().to_string_lossy().into()).collect();
+    assert_eq!(names, ["tiny__tiny-model__training.svg", "tiny__tiny-model__evaluation.svg"]);
+    assert_eq!(written.warnings.len(), 1, "{:?}", written.warnings);
+    assert!(written.warnings[0].contains("no forest plot"), "{:?}", written.warnings);
+}

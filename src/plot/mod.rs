@@ -68,7 +68,10 @@ pub fn write_figures(runs_dir: &Path, out_dir: &Path, scale: Scale) -> anyhow::R
 
         let forest: Vec<_> =
             panels.iter().filter(|p| p.preset == group.preset && p.model == group.model).cloned().collect();
-        if !forest.is_empty() {
+        if forest.is_empty() {
+            // Said rather than silently missing: a sweep of one method, or one without standard.
+            warnings.push(format!("{title}: no forest plot, it needs `standard` and another method"));
+        } else {
             let path = file("forest");
             forest_figure(&path, &format!("{title} · difference from standard"), &forest)?;
             files.push(path);
