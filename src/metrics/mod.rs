@@ -55,9 +55,14 @@ pub const SINGLE_CLASS_SHARE: f64 = 0.95;
 
 /// Whether predicted-class counts put (nearly) every example into one class.
 pub fn predicts_one_class(predicted_counts: &[u64]) -> bool {
+    one_class(predicted_counts).is_some()
+}
+
+/// The class that (nearly) every example was put into, by the rule of [`SINGLE_CLASS_SHARE`].
+pub fn one_class(predicted_counts: &[u64]) -> Option<usize> {
     let total: u64 = predicted_counts.iter().sum();
-    let most = predicted_counts.iter().copied().max().unwrap_or(0);
-    total > 0 && most as f64 >= SINGLE_CLASS_SHARE * total as f64
+    let (class, &most) = predicted_counts.iter().enumerate().max_by_key(|&(_, count)| count)?;
+    (total > 0 && most as f64 >= SINGLE_CLASS_SHARE * total as f64).then_some(class)
 }
 
 /// Classification metrics over a whole split.
@@ -86,6 +91,11 @@ impl Scores {
     /// Whether the model put (nearly) every example into one class.
     pub fn predicts_one_class(&self) -> bool {
         predicts_one_class(&self.predicted_counts)
+    }
+
+    /// The class the model put (nearly) every example into, if it did.
+    pub fn one_class(&self) -> Option<usize> {
+        one_class(&self.predicted_counts)
     }
 }
 

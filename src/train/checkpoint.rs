@@ -25,9 +25,6 @@ pub struct Best {
     pub value: f64,
     pub step: usize,
     pub scores: Scores,
-    /// The class these weights predict for every dev example, when they predict only one.
-    #[serde(default)]
-    pub single_class: Option<u32>,
 }
 
 /// Everything but the tensors that a resumed run needs to continue exactly.

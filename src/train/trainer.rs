@@ -418,12 +418,11 @@ impl Trainer {
     fn evaluate_during(&mut self, stage: Stage, method: &dyn Method) -> anyhow::Result<()> {
         match stage {
             Stage::Source => {
-                let (scores, predicted) = self.score(&self.data.dev, method)?;
+                let (scores, _) = self.score(&self.data.dev, method)?;
                 let value = scores.value(self.spec.preset.source.metric);
                 self.record_eval(stage, Split::SourceDev, scores.clone())?;
                 if self.state.best.as_ref().is_none_or(|b| value > b.value) {
-                    let single_class = predicted.first().copied().filter(|&p| predicted.iter().all(|&q| q == p));
-                    self.state.best = Some(Best { value, step: self.state.step, scores, single_class });
+                    self.state.best = Some(Best { value, step: self.state.step, scores });
                     let weights: HashMap<String, Tensor> = self.model.named_tensors()?.into_iter().collect();
                     crate::atomic::write_safetensors(&self.run_dir.best_weights_path(), &weights)?;
                     self.best_weights = Some(weights);
@@ -568,24 +567,29 @@ fn stage_set(data: &Prepared, stage: Stage) -> &LabeledSet {
     }
 }
 
-/// A warning when the selected stage-1 weights predict one class for the whole dev split: the run
-/// learned nothing from the source (MCC 0), which every later column inherits.
+/// A warning when the selected stage-1 weights put (nearly) all of the dev split into one class, by
+/// the rule that flags a table cell: the run learned (almost) nothing from the source, and every
+/// later column inherits that.
 fn learned_nothing(best: &Best, data: &Prepared) -> Option<String> {
-    let class = best.single_class?;
-    let name = |label: u32| data.label_names.get(label as usize).cloned().unwrap_or_else(|| label.to_string());
+    let class = best.scores.one_class()?;
+    let name = |label: usize| data.label_names.get(label).cloned().unwrap_or_else(|| label.to_string());
     let labels = &data.train.labels;
-    let balance: Vec<String> = (0..data.num_labels as u32)
+    let balance: Vec<String> = (0..data.num_labels)
         .map(|c| {
-            let share = labels.iter().filter(|&&l| l == c).count() as f64 / labels.len().max(1) as f64;
+            let share = labels.iter().filter(|&&l| l as usize == c).count() as f64 / labels.len().max(1) as f64;
             format!("`{}` {:.1} %", name(c), 100.0 * share)
         })
         .collect();
+    let counts = &best.scores.predicted_counts;
+    let total: u64 = counts.iter().sum();
+    let share = if counts[class] == total { "all".to_string() } else { format!("{} of", counts[class]) };
     Some(format!(
-        "source: the selected weights (update {}) predict `{}` for all {} dev examples (MCC 0): the model learned \
-         nothing from the source; the {} training examples are {}. Try more epochs, another learning rate or seed.",
+        "source: the selected weights (update {}) predict `{}` for {share} {total} dev examples (MCC {:.3}): the \
+         model learned (almost) nothing from the source; the {} training examples are {}. Try more epochs, \
+         another learning rate or seed.",
         best.step,
         name(class),
-        data.dev.len(),
+        best.scores.mcc,
         labels.len(),
         balance.join(", ")
     ))
@@ -614,10 +618,15 @@ mod tests {
             target: None,
             warnings: Vec::new(),
         };
-        let best = Best { value: 0.0, step: 40, scores: Scores::default(), single_class: Some(0) };
+        let scores = |counts: Vec<u64>, mcc: f64| Scores { predicted_counts: counts, mcc, ..Scores::default() };
+        let best = Best { value: 0.0, step: 40, scores: scores(vec![2, 0], 0.0) };
         let warning = learned_nothing(&best, &data).expect("a warning");
-        assert!(warning.contains("update 40) predict `not hateful` for all 2 dev examples (MCC 0)"), "{warning}");
+        assert!(warning.contains("update 40) predict `not hateful` for all 2 dev examples (MCC 0.000)"), "{warning}");
         assert!(warning.contains("the 4 training examples are `not hateful` 75.0 %, `hateful` 25.0 %"), "{warning}");
-        assert_eq!(learned_nothing(&Best { single_class: None, ..best }, &data), None);
+        // The table's rule: 96 of 100 is one class too, 94 of 100 is not.
+        let nearly = learned_nothing(&Best { scores: scores(vec![4, 96], 0.1), ..best.clone() }, &data);
+        assert!(nearly.expect("a warning").contains("predict `hateful` for 96 of 100 dev examples (MCC 0.100)"));
+        assert_eq!(learned_nothing(&Best { scores: scores(vec![6, 94], 0.2), ..best.clone() }, &data), None);
+        assert_eq!(learned_nothing(&Best { scores: scores(Vec::new(), 0.0), ..best }, &data), None);
     }
 }
