@@ -4,7 +4,7 @@
 #
 #   scripts/cuda_build.sh            # toolkit into $SIFT_CUDA_DIR (default /tmp/sift-cuda), then
 #                                    # cargo build --release --features cuda
-#   SIFT_CUDA_DIR=/work/cuda CUDA_COMPUTE_CAP=80 CARGO_TARGET_DIR=/work/target-cuda scripts/cuda_build.sh
+#   SIFT_CUDA_DIR=../cuda CUDA_COMPUTE_CAP=80 CARGO_TARGET_DIR=target-cuda scripts/cuda_build.sh
 #
 # What the build needs, and where each piece comes from:
 # - nvcc (candle-kernels compiles its .cu files to PTX and a static library at build time, and
