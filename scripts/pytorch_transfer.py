@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """sift-tui's protocols as a plain PyTorch + transformers loop: Twitter -> UCI, UCI domains, CoLA.
 
-The reference side of docs/fidelity.md: standard fine-tuning, run the way sift-tui's trainer runs
+The reference side of docs/fidelity.md and of the README's time-to-result table: standard
+fine-tuning (or SiFT with `--method sift`, as `scripts/bench_pytorch.py` runs it), run the way
+sift-tui's trainer runs
 `presets/twitter-uci.toml` (`--task twitter-uci`), `presets/uci-domains.toml` (`--task uci-domains`) and
 `presets/cola.toml` (`--task cola`), so that the score distributions over seeds can be compared.
 
@@ -49,6 +51,8 @@ import numpy as np
 import torch
 import transformers
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
+
+from bench_pytorch import SiftPerturbation, sift_loss, standard_loss
 
 UCI_FILES = ["amazon_cells_labelled.txt", "imdb_labelled.txt", "yelp_labelled.txt"]
 
@@ -126,8 +130,20 @@ def scores(model, tokenizer, texts, labels, args):
     return {"accuracy": float((pred == gold).mean()), "mcc": mcc, "predicted_counts": counts}
 
 
-def train_stage(model, tokenizer, texts, labels, args, seed, dev=None):
-    """Fine-tunes in place; with `dev`, keeps the weights of the best dev `args.metric` (per epoch)."""
+def attach_method(model, method):
+    """The loss function of `method` and its hook: SiFT hooks LN0 and the perturbation into the
+    embeddings, in every pass, evaluation included, as sift-tui does."""
+    if method == "standard":
+        return standard_loss, None
+    hook = SiftPerturbation(model.config.hidden_size)
+    model.bert.embeddings.LayerNorm.register_forward_pre_hook(hook)
+    return sift_loss, hook
+
+
+def train_stage(model, method, tokenizer, texts, labels, args, seed, dev=None):
+    """Fine-tunes in place with `method` (attach_method's pair); with `dev`, keeps the weights of the
+    best dev `args.metric` (per epoch)."""
+    loss_fn, hook = method
     params = [(n, p) for n, p in model.named_parameters()]
     optimizer = torch.optim.AdamW([
         {"params": [p for n, p in params if takes_weight_decay(n)], "weight_decay": 0.01},
@@ -142,8 +158,8 @@ def train_stage(model, tokenizer, texts, labels, args, seed, dev=None):
     while step < total:
         order = gen.permutation(len(texts)).tolist()
         for enc, y in batches(tokenizer, texts, labels, args.batch, args.max_len, order):
-            loss = model(**enc, labels=y).loss
             optimizer.zero_grad()
+            loss = loss_fn(model, {"inputs": enc, "labels": y}, hook)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
@@ -169,7 +185,8 @@ def run_cola(seed, args, data):
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     torch.manual_seed(seed)
     model = AutoModelForSequenceClassification.from_pretrained(args.model, num_labels=2)
-    dev = train_stage(model, tokenizer, *pick(train_idx), args, seed, dev=pick(dev_idx))
+    method = attach_method(model, args.method)
+    dev = train_stage(model, method, tokenizer, *pick(train_idx), args, seed, dev=pick(dev_idx))
     columns = {name: scores(model, tokenizer, *read_cola(data / "cola" / f"{name}.tsv"), args)
                for name in ["in_domain_dev", "out_of_domain_dev"]}
     return dev, columns
@@ -187,11 +204,12 @@ def run_transfer(seed, args, source, pool):
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     torch.manual_seed(seed)
     model = AutoModelForSequenceClassification.from_pretrained(args.model, num_labels=2)
-    dev = train_stage(model, tokenizer, *pick(texts, labels, train_idx), args, seed,
+    method = attach_method(model, args.method)
+    dev = train_stage(model, method, tokenizer, *pick(texts, labels, train_idx), args, seed,
                       dev=pick(texts, labels, dev_idx))
     test = pick(pool_texts, pool_labels, target_test)
     columns = {"0%": scores(model, tokenizer, *test, args)}
-    train_stage(model, tokenizer, *pick(pool_texts, pool_labels, target_train), args, seed + 1)
+    train_stage(model, method, tokenizer, *pick(pool_texts, pool_labels, target_train), args, seed + 1)
     columns["10%"] = scores(model, tokenizer, *test, args)
     return dev, columns
 
@@ -212,7 +230,8 @@ def run(seed, args):
             labels = [1 - y for y in labels]
         source = read_twitter(data / "twitter-hate" / "train.csv", args.limit)
         dev, columns = run_transfer(seed, args, source, (texts, labels))
-    return {"task": args.task, "seed": seed, "dev": dev, "columns": columns,
+    return {"task": args.task, "method": args.method, "label_map": args.label_map, "threads": args.threads,
+            "seed": seed, "dev": dev, "columns": columns,
             "elapsed_secs": time.time() - started, "torch": torch.__version__,
             "transformers": transformers.__version__}
 
@@ -223,6 +242,7 @@ def main():
     parser.add_argument("--label-map", choices=["hate-to-negative", "identity"], default="hate-to-negative",
                         help="twitter-uci: how UCI sentiment labels map to the tweet labels")
     parser.add_argument("--model", required=True)
+    parser.add_argument("--method", choices=["standard", "sift"], default="standard")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     parser.add_argument("--limit", type=int, default=4000, help="source examples kept; 0 keeps all")
     parser.add_argument("--metric", choices=["accuracy", "mcc"], default="accuracy",

@@ -36,6 +36,9 @@ enum Mode {
     /// A forward pass as evaluation scores a split: an inference pass (no graph), logits of the
     /// first token; `--method` only matters for SiFT, whose LN0 stays in evaluation.
     Eval,
+    /// The GEMM of the fused linear layers alone, on the feed-forward block's shape
+    /// ((batch · seq) × hidden by hidden × intermediate): the peak a step's FLOP rate is set against.
+    Gemm,
 }
 
 #[derive(Debug, clap::Args)]
@@ -79,6 +82,17 @@ pub struct BenchArgs {
     seed: u64,
 }
 
+/// What `bench --mode gemm` prints.
+#[derive(Debug, serde::Serialize)]
+struct GemmResult {
+    mode: Mode,
+    m: usize,
+    k: usize,
+    n: usize,
+    steps: usize,
+    gflops: f64,
+}
+
 /// What `bench` prints.
 #[derive(Debug, serde::Serialize)]
 struct BenchResult {
@@ -113,13 +127,21 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let model = Classifier::load(&files, NUM_LABELS, &device, DType::F32, args.seed)
         .with_context(|| format!("loading {}", dir.display()))?
         .with_precision(args.dtype);
+    if args.mode == Mode::Gemm {
+        let config = &model.config;
+        let common = config.common();
+        let (m, k, n) = (args.batch * args.seq, common.hidden_size, common.intermediate_size);
+        let gflops = crate::model::kernels::gemm_throughput(m, k, n, args.steps)? / 1e9;
+        println!("{}", serde_json::to_string(&GemmResult { mode: args.mode, m, k, n, steps: args.steps, gflops })?);
+        return Ok(());
+    }
     let mut rng = rng::stream(args.seed, 0);
     let batch = synthetic_batch(&mut rng, args.batch, args.seq, model.config.vocab_size(), NUM_LABELS, &device)?;
 
     let mut bench = StepBench::new(&model, args.method)?;
     let mut step = |rng: &mut Rng| match args.mode {
         Mode::Train => bench.step(&batch, rng),
-        Mode::Eval => bench.score(&batch, rng),
+        Mode::Eval | Mode::Gemm => bench.score(&batch, rng),
     };
     for _ in 0..args.warmup {
         step(&mut rng)?;

@@ -166,10 +166,17 @@ pub(crate) fn has_avx2_fma() -> bool {
     std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
 }
 
-/// Defines a kernel function whose body is compiled twice: for AVX2 + FMA, used when the CPU has
-/// them, and for the crate's baseline target (SSE2 on x86-64, a quarter of the vector width). The body
-/// and the `#[inline(always)]` helpers it calls are inlined into each copy, so its loops vectorize
-/// for the features of the copy. Arguments are plain values (no generics or closures).
+/// Whether the CPU runs the AVX-512 copies of the [`simd_fn!`] kernels.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn has_avx512() -> bool {
+    std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512vl") && has_avx2_fma()
+}
+
+/// Defines a kernel function whose body is compiled three times: for AVX-512 and for AVX2 + FMA, each
+/// used when the CPU has them, and for the crate's baseline target (SSE2 on x86-64, a quarter of the
+/// AVX2 vector width). The body and the `#[inline(always)]` helpers it calls are inlined into each
+/// copy, so its loops vectorize for the features of the copy. Arguments are plain values (no generics
+/// or closures).
 macro_rules! simd_fn {
     ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
         $(#[$meta])*
@@ -180,10 +187,19 @@ macro_rules! simd_fn {
             fn body($($arg: $ty),*) $(-> $ret)? $body
             #[cfg(target_arch = "x86_64")]
             {
+                #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
+                fn avx512($($arg: $ty),*) $(-> $ret)? {
+                    body($($arg),*)
+                }
                 #[target_feature(enable = "avx2,fma")]
                 #[allow(clippy::too_many_arguments)]
                 fn avx2($($arg: $ty),*) $(-> $ret)? {
                     body($($arg),*)
+                }
+                if $crate::model::kernels::has_avx512() {
+                    // SAFETY: the CPU has the features this copy was compiled for.
+                    return unsafe { avx512($($arg),*) };
                 }
                 if $crate::model::kernels::has_avx2_fma() {
                     // SAFETY: the CPU has the features this copy was compiled for.
@@ -285,6 +301,23 @@ fn matmul(
         gemm_block(block, dst_stride, lhs, rhs, scale, accumulate);
     });
     Ok(())
+}
+
+/// The throughput, in FLOP/s (two per multiply-add), of the GEMM the linear layers run: `reps` dense
+/// products of an `m`×`k` by a `k`×`n` matrix, split over the rayon pool as a linear layer's forward
+/// pass splits them, after one untimed product. `bench --mode gemm` reports it, the peak that a
+/// training step's FLOPs are measured against.
+pub fn gemm_throughput(m: usize, k: usize, n: usize, reps: usize) -> Result<f64> {
+    let lhs: Vec<f32> = (0..m * k).map(|i| (i % 17) as f32 * 0.01).collect();
+    let rhs: Vec<f32> = (0..k * n).map(|i| (i % 13) as f32 * 0.01).collect();
+    let mut dst = vec![0f32; m * n];
+    let mut product = || matmul(&mut dst, n, Mat::dense(&lhs, m, k), Mat::dense(&rhs, k, n), 1.0, false, Threads::Pool);
+    product()?;
+    let started = std::time::Instant::now();
+    for _ in 0..reps {
+        product()?;
+    }
+    Ok((2 * m * k * n * reps) as f64 / started.elapsed().as_secs_f64())
 }
 
 /// One single-threaded GEMM of non-empty shapes that [`matmul`] has checked.
