@@ -54,6 +54,7 @@ def main():
     parser.add_argument("--model", required=True)
     parser.add_argument("--sift-tui", default="target/release/sift-tui")
     parser.add_argument("--method", default="standard")
+    parser.add_argument("--mode", choices=["train", "eval"], default="train")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--seq", type=int, default=64)
     parser.add_argument("--steps", type=int, default=12)
@@ -65,7 +66,7 @@ def main():
         data = os.path.join(tmp, "perf.data")
         bench = [args.sift_tui, "bench", "--model", args.model, "--method", args.method, "--batch",
                  str(args.batch), "--seq", str(args.seq), "--steps", str(args.steps), "--warmup", "1",
-                 "--threads", str(args.threads)]
+                 "--threads", str(args.threads), "--mode", args.mode]
         record = ["perf", "record", "-q", "-F", str(args.frequency), "--call-graph", "dwarf,32768", "-o", data]
         result = subprocess.run(record + ["--"] + bench, check=True, capture_output=True, text=True)
         print(result.stdout.strip().splitlines()[-1], file=sys.stderr)
@@ -79,7 +80,7 @@ def main():
         if frames:
             counts[group_of(frames)] += 1
     total = sum(counts.values())
-    print(f"| {args.method}, batch {args.batch} × seq {args.seq}, {args.threads} threads | share of samples |")
+    print(f"| {args.mode} {args.method}, batch {args.batch} × seq {args.seq}, {args.threads} threads | share of samples |")
     print("|---|---|")
     for name, count in counts.most_common():
         print(f"| {name} | {100 * count / total:.1f} % |")

@@ -345,7 +345,10 @@ impl Trainer {
                 Outcome::Overflow { .. } => self.record_skipped(stage)?,
             }
             let last = self.state.step == total_steps;
-            if self.state.step.is_multiple_of(eval_every) || last {
+            // A target stage's final weights are scored once, by `finish_stage`, for its curve and its
+            // column alike (the same weights on the same split).
+            let scored_at_end = last && matches!(stage, Stage::Target { .. });
+            if (self.state.step.is_multiple_of(eval_every) || last) && !scored_at_end {
                 self.evaluate_during(stage, method.as_ref())?;
             }
             if train.checkpoint_every > 0 && self.state.step.is_multiple_of(train.checkpoint_every) && !last {
@@ -466,6 +469,10 @@ impl Trainer {
             columns.push((name, scores, set.labels.clone(), predicted));
         }
         for (name, scores, gold, predicted) in columns {
+            if matches!((stage, &name), (Stage::Target { .. }, Split::Fraction(_))) {
+                // The curve's last point, which the stage's loop left to this scoring.
+                self.record_eval(stage, Split::TargetTest, scores.clone())?;
+            }
             self.record_eval(stage, name.clone(), scores.clone())?;
             self.state.columns.push(ColumnResult { name, scores, gold, predicted });
         }

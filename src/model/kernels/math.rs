@@ -21,7 +21,8 @@ const EXP_MAX: f32 = 88.376_26;
 pub(crate) fn exp(x: f32) -> f32 {
     // `clamp` (not `min`/`max`) so that NaN passes through.
     let clamped = x.clamp(EXP_MIN, EXP_MAX);
-    let n = (clamped * LOG2_E + ROUND) - ROUND;
+    let shifted = clamped * LOG2_E + ROUND;
+    let n = shifted - ROUND;
     let r = clamped - n * LN2_HI - n * LN2_LO;
     let p = 1.987_569_1e-4;
     let p = p * r + 1.398_199_9e-3;
@@ -30,7 +31,9 @@ pub(crate) fn exp(x: f32) -> f32 {
     let p = p * r + 1.666_666_5e-1;
     let p = p * r + 5.000_000_1e-1;
     let e_r = p * r * r + r + 1.0;
-    let two_n = f32::from_bits(((n as i32 + 127) << 23) as u32);
+    // 2ⁿ from the integer n that `shifted` holds in its low mantissa bits (ROUND's bits plus n): integer
+    // arithmetic on the bits vectorizes, where `n as i32` (a saturating conversion) is done lane by lane.
+    let two_n = f32::from_bits((shifted.to_bits().wrapping_sub(ROUND.to_bits()).wrapping_add(127)) << 23);
     let y = e_r * two_n;
     if x > EXP_MAX {
         f32::INFINITY
