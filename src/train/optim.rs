@@ -8,14 +8,23 @@ use candle_core::backprop::GradStore;
 use candle_core::{DType, Result, Tensor, Var};
 
 pub use crate::experiment::preset::AdamWConfig;
-use crate::model::kernels::optim::{adamw_in_place, sum_of_squares, AdamWStep};
+use crate::model::kernels::optim::{adamw_applies, adamw_in_place, sum_of_squares, AdamWStep};
 
 struct Param {
     name: String,
     var: Var,
     decay: bool,
-    m: Tensor,
-    v: Tensor,
+    moments: Moments,
+}
+
+/// A parameter's first and second moments.
+enum Moments {
+    /// f32 weights on the fused CPU path: buffers that the fused update rewrites in the same pass as
+    /// the weight.
+    Host { m: Vec<f32>, v: Vec<f32> },
+    /// Anything else (GPUs, `train.kernels = "portable"`, half precision): f32 tensors for the composed
+    /// update.
+    Tensors { m: Tensor, v: Tensor },
 }
 
 pub struct AdamW {
@@ -37,9 +46,14 @@ impl AdamW {
         let params = vars
             .into_iter()
             .map(|(name, var)| {
-                // Two allocations: the fused update writes the moments in place.
-                let zeros = || var.as_tensor().zeros_like()?.to_dtype(DType::F32);
-                Ok(Param { decay: takes_weight_decay(&name), name, m: zeros()?, v: zeros()?, var })
+                let moments = if adamw_applies(var.as_tensor()) {
+                    let n = var.elem_count();
+                    Moments::Host { m: vec![0.0; n], v: vec![0.0; n] }
+                } else {
+                    let zeros = || var.as_tensor().zeros_like()?.to_dtype(DType::F32);
+                    Moments::Tensors { m: zeros()?, v: zeros()? }
+                };
+                Ok(Param { decay: takes_weight_decay(&name), name, moments, var })
             })
             .collect::<Result<_>>()?;
         Ok(Self { params, config, steps: 0 })
@@ -66,13 +80,17 @@ impl AdamW {
                 bias_correction1: bias1,
                 bias_correction2: bias2,
             };
-            if adamw_in_place(p.var.as_tensor(), g, &p.m, &p.v, &fused)? {
-                continue;
-            }
+            let (m, v) = match &mut p.moments {
+                Moments::Host { m, v } => {
+                    adamw_in_place(p.var.as_tensor(), g, m, v, &fused)?;
+                    continue;
+                }
+                Moments::Tensors { m, v } => (m, v),
+            };
             let g = g.to_dtype(DType::F32)?;
-            p.m = ((&p.m * c.beta1)? + (&g * (1.0 - c.beta1))?)?;
-            p.v = ((&p.v * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?;
-            let update = ((&p.m / bias1)? / ((&p.v / bias2)?.sqrt()? + c.eps)?)?;
+            *m = ((&*m * c.beta1)? + (&g * (1.0 - c.beta1))?)?;
+            *v = ((&*v * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?;
+            let update = ((&*m / bias1)? / ((&*v / bias2)?.sqrt()? + c.eps)?)?;
             let mut w = p.var.as_tensor().to_dtype(DType::F32)?;
             if p.decay && c.weight_decay > 0.0 {
                 w = (&w * (1.0 - lr * c.weight_decay))?;
@@ -83,26 +101,51 @@ impl AdamW {
         Ok(())
     }
 
-    /// The moments by name (`m.<param>`, `v.<param>`), for a checkpoint. They share storage with the
-    /// live moments, which the next step updates in place: serialise them before it.
-    pub fn state(&self) -> Vec<(String, Tensor)> {
-        self.params
-            .iter()
-            .flat_map(|p| [(format!("m.{}", p.name), p.m.clone()), (format!("v.{}", p.name), p.v.clone())])
-            .collect()
+    /// The moments by name (`m.<param>`, `v.<param>`), for a checkpoint. Tensor moments share storage
+    /// with the live ones, which the next step updates in place: serialise them before it.
+    pub fn state(&self) -> Result<Vec<(String, Tensor)>> {
+        let mut state = Vec::with_capacity(2 * self.params.len());
+        for p in &self.params {
+            let (m, v) = match &p.moments {
+                Moments::Host { m, v } => {
+                    let tensor = |data: &[f32]| Tensor::from_slice(data, p.var.shape(), p.var.device());
+                    (tensor(m)?, tensor(v)?)
+                }
+                Moments::Tensors { m, v } => (m.clone(), v.clone()),
+            };
+            state.push((format!("m.{}", p.name), m));
+            state.push((format!("v.{}", p.name), v));
+        }
+        Ok(state)
     }
 
     pub fn load_state(&mut self, tensors: &HashMap<String, Tensor>, steps: usize) -> Result<()> {
         for p in &mut self.params {
             let get = |key: String| {
-                tensors
+                let tensor = tensors
                     .get(&key)
-                    .cloned()
-                    .ok_or_else(|| candle_core::Error::Msg(format!("optimizer state lacks `{key}`")))
+                    .ok_or_else(|| candle_core::Error::Msg(format!("optimizer state lacks `{key}`")))?;
+                if tensor.shape() != p.var.shape() {
+                    candle_core::bail!(
+                        "optimizer state `{key}` has shape {:?}, the parameter {:?}",
+                        tensor.shape(),
+                        p.var.shape()
+                    );
+                }
+                Ok(tensor)
             };
-            // Copies: the moments are updated in place and must not alias the caller's tensors.
-            p.m = get(format!("m.{}", p.name))?.to_device(p.var.device())?.copy()?;
-            p.v = get(format!("v.{}", p.name))?.to_device(p.var.device())?.copy()?;
+            let (m, v) = (get(format!("m.{}", p.name))?, get(format!("v.{}", p.name))?);
+            match &mut p.moments {
+                Moments::Host { m: host_m, v: host_v } => {
+                    let host = |t: &Tensor| t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>();
+                    (*host_m, *host_v) = (host(m)?, host(v)?);
+                }
+                // Copies: the moments are updated in place and must not alias the caller's tensors.
+                Moments::Tensors { m: live_m, v: live_v } => {
+                    *live_m = m.to_device(p.var.device())?.copy()?;
+                    *live_v = v.to_device(p.var.device())?.copy()?;
+                }
+            }
         }
         self.steps = steps;
         Ok(())

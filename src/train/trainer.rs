@@ -510,7 +510,7 @@ impl Trainer {
         let mut tensors: HashMap<String, Tensor> = HashMap::new();
         if let Some(optimizer) = optimizer {
             tensors.extend(self.model.named_tensors()?.into_iter().map(|(k, v)| (format!("model.{k}"), v)));
-            tensors.extend(optimizer.state().into_iter().map(|(k, v)| (format!("optim.{k}"), v)));
+            tensors.extend(optimizer.state()?.into_iter().map(|(k, v)| (format!("optim.{k}"), v)));
         }
         if let Some(method) = method {
             tensors.extend(method.state().into_iter().map(|(k, v)| (format!("method.{k}"), v)));
