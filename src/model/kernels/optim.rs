@@ -117,14 +117,15 @@ impl InplaceOp2 for AdamWUpdate<'_> {
         let rests = ((1.0 - s.beta1) as f32, (1.0 - s.beta2) as f32);
         let corrections = (s.bias_correction1 as f32, s.bias_correction2 as f32);
         let (eps, lr, decay) = (s.eps as f32, s.lr as f32, (1.0 - s.lr * s.weight_decay) as f32);
-        let update = |((w, g), (m, v)): ((&mut [f32], &[f32]), (&mut [f32], &mut [f32]))| {
+        let update = |w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]| {
             adamw_update(w, g, m, v, betas, rests, corrections, eps, lr, decay)
         };
         if weight.len() < PARALLEL_MIN {
-            update(((weight, grad), (m, v)));
+            update(weight, grad, m, v);
         } else {
             let parts = weight.par_chunks_mut(CHUNK).zip(grad.par_chunks(CHUNK));
-            parts.zip(m.par_chunks_mut(CHUNK).zip(v.par_chunks_mut(CHUNK))).for_each(update);
+            let moments = m.par_chunks_mut(CHUNK).zip(v.par_chunks_mut(CHUNK));
+            parts.zip(moments).for_each(|((w, g), (m, v))| update(w, g, m, v));
         }
         Ok(())
     }
