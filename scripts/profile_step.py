@@ -27,7 +27,7 @@ OWNERS = [
     ("linear layers", r"kernels::linear|kernels::activation|kernels::matmul::\{closure"),
     ("LayerNorm (+ residual, dropout)", r"kernels::layer_norm|nn::LayerNorm"),
     ("dropout masks", r"kernels::dropout"),
-    ("AdamW", r"kernels::optim::(moment|weight)_update|optim::AdamW::step"),
+    ("AdamW", r"kernels::optim::(adamw|AdamW)|optim::AdamW::step"),
     ("gradient norm and clipping", r"kernels::optim::squares|optim::grad_norm|optim::scale_grads"),
     ("embeddings (lookup, gradient)", r"index_select|index_add|Embedding|embeddings"),
     ("autograd bookkeeping (gradient sums, zeros)", r"candle_core::backprop|GradStore"),
