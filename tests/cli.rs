@@ -418,6 +418,28 @@ fn bench_times_training_and_evaluation_steps() {
     }
 }
 
+/// `bench --mode gemm` times the linear layers' GEMM on the model's feed-forward shape:
+/// (batch · seq) × hidden by hidden × intermediate, read from the model's config.
+#[test]
+fn bench_times_the_feed_forward_gemm() {
+    let model = common::fixture_model("bert-cls");
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(model.join("config.json")).unwrap()).unwrap();
+    let output = sift()
+        .args(["bench", "--mode", "gemm", "--batch", "2", "--seq", "8", "--steps", "3", "--model"])
+        .arg(&model)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    let line: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(line["mode"], "gemm");
+    assert_eq!(
+        (&line["m"], &line["k"], &line["n"]),
+        (&serde_json::json!(16), &config["hidden_size"], &config["intermediate_size"])
+    );
+    assert!(line["gflops"].as_f64().unwrap() > 0.0, "{line}");
+}
+
 /// `bench --dtype bf16` (and `f16`) times a mixed-precision update: the fused kernels give way to the
 /// portable path, which the JSON line names and stderr explains.
 #[test]

@@ -13,6 +13,7 @@ use candle_core::DType;
 use super::progress::DownloadBars;
 use crate::data::{synthetic_batch, Batch};
 use crate::method::{self, MethodName, MethodsConfig, Progress};
+use crate::model::config::ModelConfig;
 use crate::model::kernels::{use_kernels, Kernels};
 use crate::model::resolve::{resolve_model_with, SearchEnv};
 use crate::model::{kernel_path, select_device, Classifier, Ctx, ModelFiles, Precision};
@@ -118,6 +119,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     }
     let dir = resolve_model_with(&args.model, &SearchEnv::from_env(), &mut DownloadBars::default())?;
     let files = ModelFiles::in_dir(&dir)?;
+    if args.mode == Mode::Gemm {
+        return gemm_peak(args, &files);
+    }
     let device = select_device(&args.device)?;
     let path = kernel_path(&device, args.kernels, args.dtype);
     use_kernels(path.kernels);
@@ -127,21 +131,14 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let model = Classifier::load(&files, NUM_LABELS, &device, DType::F32, args.seed)
         .with_context(|| format!("loading {}", dir.display()))?
         .with_precision(args.dtype);
-    if args.mode == Mode::Gemm {
-        let config = &model.config;
-        let common = config.common();
-        let (m, k, n) = (args.batch * args.seq, common.hidden_size, common.intermediate_size);
-        let gflops = crate::model::kernels::gemm_throughput(m, k, n, args.steps)? / 1e9;
-        println!("{}", serde_json::to_string(&GemmResult { mode: args.mode, m, k, n, steps: args.steps, gflops })?);
-        return Ok(());
-    }
     let mut rng = rng::stream(args.seed, 0);
     let batch = synthetic_batch(&mut rng, args.batch, args.seq, model.config.vocab_size(), NUM_LABELS, &device)?;
 
     let mut bench = StepBench::new(&model, args.method)?;
     let mut step = |rng: &mut Rng| match args.mode {
         Mode::Train => bench.step(&batch, rng),
-        Mode::Eval | Mode::Gemm => bench.score(&batch, rng),
+        Mode::Eval => bench.score(&batch, rng),
+        Mode::Gemm => unreachable!("`gemm_peak` times the GEMM mode"),
     };
     for _ in 0..args.warmup {
         step(&mut rng)?;
@@ -167,6 +164,17 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         peak_rss_mb: procstat::peak_resident_bytes().map(|bytes| bytes as f64 / (1024.0 * 1024.0)),
     };
     println!("{}", serde_json::to_string(&result)?);
+    Ok(())
+}
+
+/// `--mode gemm`: the fused linear layers' GEMM on the model's feed-forward shape; it needs the
+/// model's config only, not its weights.
+fn gemm_peak(args: &BenchArgs, files: &ModelFiles) -> anyhow::Result<()> {
+    let config = ModelConfig::from_file(&files.config)?;
+    let common = config.common();
+    let (m, k, n) = (args.batch * args.seq, common.hidden_size, common.intermediate_size);
+    let gflops = crate::model::kernels::gemm_throughput(m, k, n, args.steps)? / 1e9;
+    println!("{}", serde_json::to_string(&GemmResult { mode: args.mode, m, k, n, steps: args.steps, gflops })?);
     Ok(())
 }
 
