@@ -3,8 +3,10 @@ use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{Embedding, Linear, VarBuilder};
 
 use super::config::BertConfig;
-use super::kernels::attention::attention;
-use super::nn::{apply_linear, apply_linear_activation, embedding, linear, Activation, Dropout, LayerNorm};
+use super::kernels::attention::{attention, attention_packed};
+use super::nn::{
+    apply_linear, apply_linear_activation, apply_linears_packed, embedding, linear, Activation, Dropout, LayerNorm,
+};
 use super::{Ctx, Encoder, Inputs};
 
 struct Embeddings {
@@ -63,11 +65,18 @@ impl SelfAttention {
     /// positions in `queries` attending over all positions `x` (`queries` is `x`, or a prefix of it).
     fn forward(&self, queries: &Tensor, x: &Tensor, key_bias: &Tensor, ctx: &mut Ctx) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
-        let q = apply_linear(&self.query, queries, ctx)?;
-        let k = apply_linear(&self.key, x, ctx)?;
-        let v = apply_linear(&self.value, x, ctx)?;
-        let probs_mask = self.probs_dropout.mask(b * self.heads * queries.dim(1)? * t, ctx);
-        let context = attention(&q, &k, &v, key_bias, self.heads, probs_mask.as_ref())?;
+        let q_len = queries.dim(1)?;
+        let probs_mask = self.probs_dropout.mask(b * self.heads * q_len * t, ctx);
+        let context = if q_len == t {
+            // Every position: the three projections as one product.
+            let qkv = apply_linears_packed(&[&self.query, &self.key, &self.value], x, ctx)?;
+            attention_packed(&qkv, key_bias, self.heads, probs_mask.as_ref())?
+        } else {
+            let q = apply_linear(&self.query, queries, ctx)?;
+            let k = apply_linear(&self.key, x, ctx)?;
+            let v = apply_linear(&self.value, x, ctx)?;
+            attention(&q, &k, &v, key_bias, self.heads, probs_mask.as_ref())?
+        };
         let projected = apply_linear(&self.output, &context, ctx)?;
         self.layer_norm.forward_residual(&projected, queries, &self.output_dropout, ctx)
     }

@@ -132,6 +132,22 @@ pub fn apply_linear(layer: &Linear, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
     linear_kernel::linear(x, &ctx.param(layer.weight(), x.dtype())?, bias.as_ref())
 }
 
+/// Several linear layers over the same input as one product, their outputs side by side in the order
+/// given (a layer's query, key and value projections): one GEMM, and one gradient for `x` where Candle
+/// would sum one per layer. The layers all have a bias or all lack one.
+pub fn apply_linears_packed(layers: &[&Linear], x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
+    let dtype = x.dtype();
+    let weights = layers.iter().map(|layer| ctx.param(layer.weight(), dtype)).collect::<Result<Vec<_>>>()?;
+    let biases =
+        layers.iter().filter_map(|layer| layer.bias()).map(|b| ctx.param(b, dtype)).collect::<Result<Vec<_>>>()?;
+    let bias = match biases.len() {
+        0 => None,
+        n if n == layers.len() => Some(Tensor::cat(&biases, 0)?),
+        _ => candle_core::bail!("packed linear layers: some have a bias, some do not"),
+    };
+    linear_kernel::linear(x, &Tensor::cat(&weights, 0)?, bias.as_ref())
+}
+
 /// `activation(layer(x))`, the exact GELU fused into the layer (the feed-forward blocks).
 pub fn apply_linear_activation(layer: &Linear, activation: Activation, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
     match activation {

@@ -2,7 +2,7 @@
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 
 use super::math::erf_with_gaussian;
-use super::{for_rows, fused, simd_fn, slice, tensor, with_data};
+use super::{for_rows, fused, output_buffer, simd_fn, slice, tensor, with_data};
 
 /// 1/√2.
 const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
@@ -47,7 +47,8 @@ impl CustomOp1 for GeluErf {
 
     fn cpu_fwd(&self, x: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = slice(x, layout, self.name())?;
-        let mut y = vec![0f32; x.len()];
+        // SAFETY: `gelu_forward` writes every element of every row block.
+        let mut y = unsafe { output_buffer(x.len()) };
         for_rows(&mut y, 1, |start, out| gelu_forward(&x[start..start + out.len()], out));
         Ok((CpuStorage::F32(y), layout.shape().clone()))
     }
@@ -55,7 +56,8 @@ impl CustomOp1 for GeluErf {
     fn bwd(&self, x: &Tensor, _y: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         with_data(x, self.name(), |xs| {
             with_data(grad, self.name(), |dy| {
-                let mut dx = vec![0f32; xs.len()];
+                // SAFETY: `gelu_backward` writes every element of every row block.
+                let mut dx = unsafe { output_buffer(xs.len()) };
                 for_rows(&mut dx, 1, |start, out| {
                     let span = start..start + out.len();
                     gelu_backward(&xs[span.clone()], &dy[span], out)

@@ -1,6 +1,9 @@
 //! Scaled dot-product attention with an additive key mask and dropout on the probabilities, as one
 //! node over heads laid out side by side (`[B, T, heads · d]`, the projections' own layout). The
 //! queries may be fewer than the keys (only the first token's output of a classifier's last layer).
+//! [`attention_packed`] reads all three from one `[B, T, 3 · heads · d]` projection (a layer's query,
+//! key and value weights applied as one GEMM) and returns its gradient as one tensor, so that Candle
+//! accumulates one gradient where it would accumulate three.
 //!
 //! Per example and head: S = Q·Kᵀ/√d + mask, P = softmax(S), C = dropout(P)·V. The heads are read and
 //! written in place through strided GEMMs, so there are no transposes or copies to split and merge
@@ -8,12 +11,12 @@
 //! dV = P̃ᵀ·dC, dP̃ = dC·Vᵀ, dS = P·(dP − Σ dP·P) with dP = dropout(dP̃), dQ = dS·K/√d, dK = dSᵀ·Q/√d.
 use std::sync::OnceLock;
 
-use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::dropout::{dropout, DropoutMask};
 use super::softmax::{softmax, softmax_backward_rows, softmax_rows};
-use super::{fused, matmul, slice, tensor, with_data, Mat, Threads};
+use super::{fused, matmul, output_buffer, slice, tensor, with_data, Mat, Threads};
 
 /// The attention of `heads` heads: `query` is `[B, Tq, heads · d]`, `key` and `value` are
 /// `[B, Tk, heads · d]` (Tq < Tk when only some positions' outputs are needed), `key_bias` holds one
@@ -57,11 +60,51 @@ pub fn attention(
         kv_len,
         heads,
         head_dim: hidden / heads,
+        packed: false,
         key_bias: key_bias.flatten_all()?.to_vec1()?,
         dropout: dropout.cloned(),
         probs: OnceLock::new(),
     };
     query.contiguous()?.apply_op3(&key.contiguous()?, &value.contiguous()?, op)
+}
+
+/// The attention of `heads` heads over `qkv`, `[B, T, 3 · hidden]`: the queries, keys and values of
+/// every position side by side in that order (each `hidden = heads · d` wide). `key_bias` and
+/// `dropout` as in [`attention`]. Returns the context `[B, T, hidden]`.
+pub fn attention_packed(
+    qkv: &Tensor,
+    key_bias: &Tensor,
+    heads: usize,
+    dropout: Option<&DropoutMask>,
+) -> Result<Tensor> {
+    let (batch, len, width) = qkv.dims3()?;
+    let hidden = width / 3;
+    if heads == 0 || width % 3 != 0 || hidden % heads != 0 || key_bias.elem_count() != batch * len {
+        candle_core::bail!(
+            "attention: {heads} heads over packed q, k, v {:?}, key mask {:?}",
+            qkv.dims(),
+            key_bias.dims()
+        );
+    }
+    if dropout.is_some_and(|mask| mask.len() != batch * heads * len * len) {
+        candle_core::bail!("attention: a dropout mask for {batch}x{heads}x{len}x{len} of another length");
+    }
+    if !(fused(qkv) && fused(key_bias)) {
+        let part = |i: usize| qkv.narrow(2, i * hidden, hidden);
+        return composed(&part(0)?, &part(1)?, &part(2)?, key_bias, heads, dropout);
+    }
+    let op = Attention {
+        batch,
+        q_len: len,
+        kv_len: len,
+        heads,
+        head_dim: hidden / heads,
+        packed: true,
+        key_bias: key_bias.flatten_all()?.to_vec1()?,
+        dropout: dropout.cloned(),
+        probs: OnceLock::new(),
+    };
+    qkv.contiguous()?.apply_op1(op)
 }
 
 /// The same attention from Candle's ops (other devices and dtypes; the reference in tests).
@@ -93,11 +136,28 @@ struct Attention {
     kv_len: usize,
     heads: usize,
     head_dim: usize,
+    /// Whether the queries, keys and values come packed in one `[B, T, 3 · hidden]` buffer (a
+    /// [`CustomOp1`]) rather than in three `[B, T, hidden]` tensors (a [`CustomOp3`]).
+    packed: bool,
     /// `[B · Tk]` additive key terms.
     key_bias: Vec<f32>,
     dropout: Option<DropoutMask>,
     /// P, `[B, heads, Tq, Tk]`, written by the forward pass for the backward pass.
     probs: OnceLock<Vec<f32>>,
+}
+
+/// Which projection a head is read from (and its gradient written to).
+#[derive(Clone, Copy)]
+enum Part {
+    Query = 0,
+    Key = 1,
+    Value = 2,
+}
+
+/// One example's gradient rows: three buffers, or one packed buffer.
+enum GradRows<'a> {
+    Separate([&'a mut [f32]; 3]),
+    Packed(&'a mut [f32]),
 }
 
 impl Attention {
@@ -109,10 +169,30 @@ impl Attention {
         1.0 / (self.head_dim as f32).sqrt()
     }
 
-    /// The `rows × d` matrix of one head in an example's rows `[rows, heads · d]`.
-    fn head_mat<'a>(&self, rows: &'a [f32], head: usize) -> Mat<'a> {
-        let hidden = self.hidden();
-        Mat::new(&rows[head * self.head_dim..], rows.len() / hidden, self.head_dim, hidden)
+    /// The distance between two positions' rows in the input buffers and their gradients.
+    fn row_stride(&self) -> usize {
+        if self.packed {
+            3 * self.hidden()
+        } else {
+            self.hidden()
+        }
+    }
+
+    /// Where `part`'s head `head` starts within a position's row.
+    fn column(&self, part: Part, head: usize) -> usize {
+        let within = head * self.head_dim;
+        if self.packed {
+            part as usize * self.hidden() + within
+        } else {
+            within
+        }
+    }
+
+    /// The `rows × d` matrix of `part`'s head `head` for example `b`, in the buffer that holds `part`.
+    fn head_mat<'a>(&self, buffer: &'a [f32], part: Part, b: usize, head: usize) -> Mat<'a> {
+        let rows = if matches!(part, Part::Query) { self.q_len } else { self.kv_len };
+        let start = b * rows * self.row_stride() + self.column(part, head);
+        Mat::new(&buffer[start..], rows, self.head_dim, self.row_stride())
     }
 
     /// P̃ = dropout(P) for the probabilities of (example, head) `index`, into `out`.
@@ -126,28 +206,26 @@ impl Attention {
         }
     }
 
-    /// The rows of example `b` in a query-side and a key-side buffer.
-    fn example<'a>(&self, b: usize, queries: &'a [f32], keys: &'a [f32]) -> (&'a [f32], &'a [f32]) {
-        let (q_rows, kv_rows) = (self.q_len * self.hidden(), self.kv_len * self.hidden());
-        (&queries[b * q_rows..(b + 1) * q_rows], &keys[b * kv_rows..(b + 1) * kv_rows])
-    }
-
+    /// The context from the buffers holding the queries, keys and values (one buffer three times when
+    /// packed).
     fn forward(&self, q: &[f32], k: &[f32], v: &[f32]) -> Result<Vec<f32>> {
         let (tq, tk, h) = (self.q_len, self.kv_len, self.hidden());
         let scores = tq * tk;
-        let mut context = vec![0f32; self.batch * tq * h];
-        let mut probs = vec![0f32; self.batch * self.heads * scores];
+        // SAFETY: each head's products (no accumulation) write its probabilities and its columns of the
+        // context, and the heads cover every column.
+        let (mut context, mut probs) =
+            unsafe { (output_buffer(self.batch * tq * h), output_buffer(self.batch * self.heads * scores)) };
         let per_example = |b: usize, (context, probs): (&mut [f32], &mut [f32])| -> Result<()> {
-            let ((q, k), (_, v)) = (self.example(b, q, k), self.example(b, q, v));
             let key_bias = &self.key_bias[b * tk..(b + 1) * tk];
             let mut scratch = vec![0f32; if self.dropout.is_some() { scores } else { 0 }];
             for (head, p) in probs.chunks_exact_mut(scores).enumerate() {
-                let (qh, kh) = (self.head_mat(q, head), self.head_mat(k, head));
+                let (qh, kh) = (self.head_mat(q, Part::Query, b, head), self.head_mat(k, Part::Key, b, head));
                 matmul(p, tk, qh, kh.t(), self.scale(), false, Threads::Single)?;
                 softmax_rows(p, tk, Some(key_bias));
                 let p = self.dropped(p, b * self.heads + head, &mut scratch);
                 let out = &mut context[head * self.head_dim..];
-                matmul(out, h, Mat::dense(p, tq, tk), self.head_mat(v, head), 1.0, false, Threads::Single)?;
+                let vh = self.head_mat(v, Part::Value, b, head);
+                matmul(out, h, Mat::dense(p, tq, tk), vh, 1.0, false, Threads::Single)?;
             }
             Ok(())
         };
@@ -160,42 +238,103 @@ impl Attention {
         Ok(context)
     }
 
-    /// (dQ, dK, dV) from the upstream gradient dC.
-    fn backward(&self, q: &[f32], k: &[f32], v: &[f32], dc: &[f32]) -> Result<[Vec<f32>; 3]> {
+    /// Example `b`'s share of (dQ, dK, dV) from the upstream gradient dC, into `grads`.
+    fn backward_example(
+        &self,
+        b: usize,
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        dc: &[f32],
+        grads: &mut GradRows,
+    ) -> Result<()> {
         let Some(probs) = self.probs.get() else { candle_core::bail!("attention: backward before forward") };
         let (tq, tk, h) = (self.q_len, self.kv_len, self.hidden());
         let scores = tq * tk;
-        let mut dq = vec![0f32; self.batch * tq * h];
-        let (mut dk, mut dv) = (vec![0f32; self.batch * tk * h], vec![0f32; self.batch * tk * h]);
-        let per_example = |b: usize, ((dq, dk), dv): ((&mut [f32], &mut [f32]), &mut [f32])| -> Result<()> {
-            let ((q, k), (dc, v)) = (self.example(b, q, k), self.example(b, dc, v));
-            let mut scratch = vec![0f32; if self.dropout.is_some() { scores } else { 0 }];
-            let mut ds = vec![0f32; scores];
-            for head in 0..self.heads {
-                let index = b * self.heads + head;
-                let p = &probs[index * scores..(index + 1) * scores];
-                let offset = head * self.head_dim;
-                let (qh, kh, vh, dch) =
-                    (self.head_mat(q, head), self.head_mat(k, head), self.head_mat(v, head), self.head_mat(dc, head));
-                let p_dropped = Mat::dense(self.dropped(p, index, &mut scratch), tq, tk);
-                matmul(&mut dv[offset..], h, p_dropped.t(), dch, 1.0, false, Threads::Single)?;
-                matmul(&mut ds, tk, dch, vh.t(), 1.0, false, Threads::Single)?;
-                if let Some(mask) = &self.dropout {
-                    mask.apply_in_place(index * scores, &mut ds);
-                }
-                softmax_backward_rows(p, &mut ds, tk);
-                let ds_mat = Mat::dense(&ds, tq, tk);
-                matmul(&mut dq[offset..], h, ds_mat, kh, self.scale(), false, Threads::Single)?;
-                matmul(&mut dk[offset..], h, ds_mat.t(), qh, self.scale(), false, Threads::Single)?;
+        let dc = &dc[b * tq * h..(b + 1) * tq * h];
+        let mut scratch = vec![0f32; if self.dropout.is_some() { scores } else { 0 }];
+        let mut ds = vec![0f32; scores];
+        for head in 0..self.heads {
+            let index = b * self.heads + head;
+            let p = &probs[index * scores..(index + 1) * scores];
+            let (qh, kh, vh) = (
+                self.head_mat(q, Part::Query, b, head),
+                self.head_mat(k, Part::Key, b, head),
+                self.head_mat(v, Part::Value, b, head),
+            );
+            let dch = Mat::new(&dc[head * self.head_dim..], tq, self.head_dim, h);
+            let p_dropped = Mat::dense(self.dropped(p, index, &mut scratch), tq, tk);
+            let (dv, stride) = self.grad_head(grads, Part::Value, head);
+            matmul(dv, stride, p_dropped.t(), dch, 1.0, false, Threads::Single)?;
+            matmul(&mut ds, tk, dch, vh.t(), 1.0, false, Threads::Single)?;
+            if let Some(mask) = &self.dropout {
+                mask.apply_in_place(index * scores, &mut ds);
             }
-            Ok(())
+            softmax_backward_rows(p, &mut ds, tk);
+            let ds_mat = Mat::dense(&ds, tq, tk);
+            let (dq, stride) = self.grad_head(grads, Part::Query, head);
+            matmul(dq, stride, ds_mat, kh, self.scale(), false, Threads::Single)?;
+            let (dk, stride) = self.grad_head(grads, Part::Key, head);
+            matmul(dk, stride, ds_mat.t(), qh, self.scale(), false, Threads::Single)?;
+        }
+        Ok(())
+    }
+
+    /// Where `part`'s head `head` of one example's gradient starts, and its row stride.
+    fn grad_head<'a>(&self, grads: &'a mut GradRows, part: Part, head: usize) -> (&'a mut [f32], usize) {
+        let column = self.column(part, head);
+        match grads {
+            GradRows::Separate(parts) => (&mut parts[part as usize][column..], self.row_stride()),
+            GradRows::Packed(rows) => (&mut rows[column..], self.row_stride()),
+        }
+    }
+
+    /// (dQ, dK, dV) from the upstream gradient dC, for three separate inputs.
+    fn backward(&self, q: &[f32], k: &[f32], v: &[f32], dc: &[f32]) -> Result<[Vec<f32>; 3]> {
+        let (tq, tk, h) = (self.q_len, self.kv_len, self.hidden());
+        // SAFETY: each head's products (no accumulation) write its columns of dQ, dK and dV, and the
+        // heads cover every column.
+        let (mut dq, mut dk, mut dv) = unsafe {
+            (output_buffer(self.batch * tq * h), output_buffer(self.batch * tk * h), output_buffer(self.batch * tk * h))
         };
         dq.par_chunks_mut(tq * h)
             .zip(dk.par_chunks_mut(tk * h))
             .zip(dv.par_chunks_mut(tk * h))
             .enumerate()
-            .try_for_each(|(b, chunks)| per_example(b, chunks))?;
+            .try_for_each(|(b, ((dq, dk), dv))| {
+                self.backward_example(b, q, k, v, dc, &mut GradRows::Separate([dq, dk, dv]))
+            })?;
         Ok([dq, dk, dv])
+    }
+
+    /// The gradient of the packed input from the upstream gradient dC.
+    fn backward_packed(&self, qkv: &[f32], dc: &[f32]) -> Result<Vec<f32>> {
+        let rows = self.q_len * self.row_stride();
+        // SAFETY: each head's products (no accumulation) write its query, key and value columns, and the
+        // heads cover every column.
+        let mut dqkv = unsafe { output_buffer(self.batch * rows) };
+        dqkv.par_chunks_mut(rows)
+            .enumerate()
+            .try_for_each(|(b, grads)| self.backward_example(b, qkv, qkv, qkv, dc, &mut GradRows::Packed(grads)))?;
+        Ok(dqkv)
+    }
+}
+
+impl CustomOp1 for Attention {
+    fn name(&self) -> &'static str {
+        "attention-packed"
+    }
+
+    fn cpu_fwd(&self, qkv: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let qkv = slice(qkv, layout, "attention-packed")?;
+        let context = self.forward(qkv, qkv, qkv)?;
+        Ok((CpuStorage::F32(context), Shape::from((self.batch, self.q_len, self.hidden()))))
+    }
+
+    fn bwd(&self, qkv: &Tensor, _context: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let name = "attention-packed";
+        let dqkv = with_data(qkv, name, |qkv| with_data(grad, name, |dc| self.backward_packed(qkv, dc)))?;
+        tensor(dqkv, qkv.shape()).map(Some)
     }
 }
 
@@ -213,7 +352,7 @@ impl CustomOp3 for Attention {
         v: &CpuStorage,
         vl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let name = self.name();
+        let name = "attention";
         let context = self.forward(slice(q, ql, name)?, slice(k, kl, name)?, slice(v, vl, name)?)?;
         Ok((CpuStorage::F32(context), ql.shape().clone()))
     }
@@ -226,7 +365,7 @@ impl CustomOp3 for Attention {
         _context: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let name = self.name();
+        let name = "attention";
         let [dq, dk, dv] = with_data(q, name, |qs| {
             with_data(k, name, |ks| with_data(v, name, |vs| with_data(grad, name, |dc| self.backward(qs, ks, vs, dc))))
         })?;
@@ -274,6 +413,25 @@ mod tests {
         check(2, 4, 33, 3, 8, false)
     }
 
+    /// The packed op against the composed attention over the three parts of the same tensor.
+    fn check_packed(b: usize, t: usize, heads: usize, d: usize, with_dropout: bool) -> Result<()> {
+        let hidden = heads * d;
+        let qkv = var(&[b, t, 3 * hidden], 1.0, 5);
+        let bias = key_bias(b, t, t / 3)?;
+        let mask = with_dropout.then(|| DropoutMask::draw(&mut Rng::seed_from_u64(6), b * heads * t * t, 0.2));
+        let got = attention_packed(&qkv, &bias, heads, mask.as_ref())?;
+        let part = |i: usize| qkv.narrow(2, i * hidden, hidden);
+        let want = composed(&part(0)?, &part(1)?, &part(2)?, &bias, heads, mask.as_ref())?;
+        assert_same_op(&got, &want, &[("dqkv", &qkv)], 1e-5, 1e-5)
+    }
+
+    #[test]
+    fn packed_projections_match_the_composed_attention() -> Result<()> {
+        check_packed(2, 5, 3, 4, false)?;
+        check_packed(3, 17, 2, 7, true)?;
+        check_packed(2, 64, 12, 32, true)
+    }
+
     #[test]
     fn rejects_inconsistent_shapes() -> Result<()> {
         let q = var(&[2, 4, 6], 1.0, 1);
@@ -281,6 +439,8 @@ mod tests {
         assert!(attention(&q, &q, &q, &bias, 4, None).is_err());
         let short = Tensor::zeros((2, 1, 1, 3), DType::F32, &Device::Cpu)?;
         assert!(attention(&q, &q, &q, &short, 3, None).is_err());
+        assert!(attention_packed(&q, &bias, 4, None).is_err(), "6 is not 3 · a multiple of 4");
+        assert!(attention_packed(&q, &short, 2, None).is_err());
         Ok(())
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use rand::Rng as _;
 
-use super::{for_rows, fused, simd_fn, slice, tensor, with_data};
+use super::{for_rows, fused, output_buffer, simd_fn, slice, tensor, with_data};
 use crate::rng::Rng;
 
 /// The keep/drop decisions for one tensor.
@@ -106,7 +106,8 @@ struct Dropout(DropoutMask);
 
 impl Dropout {
     fn masked(&self, x: &[f32]) -> Vec<f32> {
-        let mut y = vec![0f32; x.len()];
+        // SAFETY: `apply_to` writes every element of every row block.
+        let mut y = unsafe { output_buffer(x.len()) };
         for_rows(&mut y, 1, |start, out| self.0.apply_to(start, &x[start..], out));
         y
     }

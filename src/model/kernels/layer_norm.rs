@@ -7,7 +7,7 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp3, DType, Layout, Result, Shape
 
 use super::dropout::{add_in_place, dropout, DropoutMask};
 use super::math::{sum_map, sum_zip, sum_zip3};
-use super::{for_rows, for_rows_summing, fused, simd_fn, slice, tensor, with_data};
+use super::{for_rows, for_rows_summing, fused, output_buffer, simd_fn, slice, tensor, with_data};
 
 /// `(x − mean) / √(var + eps) · weight + bias` over the last dimension.
 pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
@@ -168,7 +168,8 @@ impl LayerNorm {
                     backward_rows(xs, dy, weight, None, &mut sums, h, eps);
                     return Ok((None, param_sums.then(|| tensor(sums, (2, h))).transpose()?));
                 }
-                let mut dx = vec![0f32; xs.len()];
+                // SAFETY: `backward_rows` writes every row of `dx` it is given.
+                let mut dx = unsafe { output_buffer(xs.len()) };
                 let sums = for_rows_summing(&mut dx, h, sums_len, |first, dx, sums| {
                     let span = first * h..first * h + dx.len();
                     backward_rows(&xs[span.clone()], &dy[span], weight, Some(dx), sums, h, eps)
@@ -263,7 +264,8 @@ impl CustomOp3 for ResidualLayerNorm {
         let (x, residual, params) = (slice(x, xl, name)?, slice(r, rl, name)?, slice(p, pl, name)?);
         let h = params.len() / 2;
         let (weight, bias) = params.split_at(h);
-        let mut y = vec![0f32; x.len()];
+        // SAFETY: `sum_into` writes every element of every row block.
+        let mut y = unsafe { output_buffer(x.len()) };
         for_rows(&mut y, h, |first, out| {
             let span = first * h..first * h + out.len();
             self.sum_into(span.start, &x[span.clone()], &residual[span], out);
@@ -284,14 +286,16 @@ impl CustomOp3 for ResidualLayerNorm {
         let h = x.dim(D::Minus1)?;
         let param_sums = params.track_op();
         let weight: Vec<f32> = params.get(0)?.to_vec1()?;
-        let mut ds = vec![0f32; x.elem_count()];
+        // SAFETY: `backward_rows` writes every row of `ds` it is given.
+        let mut ds = unsafe { output_buffer(x.elem_count()) };
         let sums_len = if param_sums { 2 * h } else { 0 };
         let sums = with_data(x, name, |xs| {
             with_data(residual, name, |rs| {
                 with_data(grad, name, |dy| {
                     Ok(for_rows_summing(&mut ds, h, sums_len, |first, ds, sums| {
                         let span = first * h..first * h + ds.len();
-                        let mut summed = vec![0f32; ds.len()];
+                        // SAFETY: `sum_into` writes every element.
+                        let mut summed = unsafe { output_buffer(ds.len()) };
                         self.sum_into(span.start, &xs[span.clone()], &rs[span.clone()], &mut summed);
                         backward_rows(&summed, &dy[span], Some(&weight), Some(ds), sums, h, self.eps)
                     }))

@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
 use super::activation::{gelu_backward, gelu_erf, gelu_forward};
-use super::{for_rows, fused, matmul, simd_fn, slice, sum_over_rows, tensor, with_data, Mat, Threads};
+use super::{for_rows, fused, matmul, output_buffer, simd_fn, slice, sum_over_rows, tensor, with_data, Mat, Threads};
 
 /// `x · Wᵀ + b` over the last dimension of `x` (`[.., in]`), weight `[out, in]`, bias `[out]`.
 pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
@@ -68,15 +68,18 @@ struct Linear {
 impl Linear {
     fn forward(&self, x: &[f32], x_shape: &Shape, weight: &[f32], bias: Option<&[f32]>) -> Result<(CpuStorage, Shape)> {
         let rows = x.len() / self.in_dim.max(1);
-        let mut y = vec![0f32; rows * self.out_dim];
-        if let Some(bias) = bias {
-            y.chunks_mut(self.out_dim).for_each(|row| row.copy_from_slice(bias));
-        }
+        let mut y = match bias {
+            // The product is added to the bias rows.
+            Some(bias) => bias.repeat(rows),
+            // SAFETY: the product below (no accumulation) writes every element.
+            None => unsafe { output_buffer(rows * self.out_dim) },
+        };
         let x = Mat::dense(x, rows, self.in_dim);
         let weight_t = Mat::dense(weight, self.out_dim, self.in_dim).t();
         matmul(&mut y, self.out_dim, x, weight_t, 1.0, bias.is_some(), Threads::Pool)?;
         if let Some(saved) = &self.pre_activation {
-            let mut activated = vec![0f32; y.len()];
+            // SAFETY: `gelu_forward` writes every element of every row block.
+            let mut activated = unsafe { output_buffer(y.len()) };
             for_rows(&mut activated, 1, |start, out| gelu_forward(&y[start..start + out.len()], out));
             saved.set(y).map_err(|_| candle_core::Error::Msg("linear: forward ran twice".into()))?;
             y = activated;
@@ -99,7 +102,8 @@ impl Linear {
         with_data(grad, "linear-backward", |dy| match &self.pre_activation {
             Some(saved) => {
                 let Some(z) = saved.get() else { candle_core::bail!("linear: backward before forward") };
-                let mut dz = vec![0f32; dy.len()];
+                // SAFETY: `gelu_backward` writes every element of every row block.
+                let mut dz = unsafe { output_buffer(dy.len()) };
                 for_rows(&mut dz, 1, |start, out| {
                     let span = start..start + out.len();
                     gelu_backward(&z[span.clone()], &dy[span], out)
@@ -123,7 +127,8 @@ impl Linear {
         let dy_mat = Mat::dense(dy, rows, o);
         let dx = if x.track_op() {
             with_data(weight, "linear-backward", |w| {
-                let mut dx = vec![0f32; rows * i];
+                // SAFETY: the product (no accumulation) writes every element.
+                let mut dx = unsafe { output_buffer(rows * i) };
                 matmul(&mut dx, i, dy_mat, Mat::dense(w, o, i), 1.0, false, Threads::Pool)?;
                 tensor(dx, x.shape()).map(Some)
             })?
@@ -132,7 +137,8 @@ impl Linear {
         };
         let dw = if weight.track_op() {
             with_data(x, "linear-backward", |x| {
-                let mut dw = vec![0f32; o * i];
+                // SAFETY: the product (no accumulation) writes every element.
+                let mut dw = unsafe { output_buffer(o * i) };
                 matmul(&mut dw, i, dy_mat.t(), Mat::dense(x, rows, i), 1.0, false, Threads::Pool)?;
                 tensor(dw, (o, i)).map(Some)
             })?
