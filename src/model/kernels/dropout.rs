@@ -119,6 +119,13 @@ simd_fn! {
 }
 
 simd_fn! {
+    /// `out = a + b`.
+    pub(crate) fn sum_of(a: &[f32], b: &[f32], out: &mut [f32]) {
+        out.iter_mut().zip(a).zip(b).for_each(|((o, &a), &b)| *o = a + b);
+    }
+}
+
+simd_fn! {
     /// `x += other`.
     pub(crate) fn add_in_place(x: &mut [f32], other: &[f32]) {
         x.iter_mut().zip(other).for_each(|(v, &o)| *v += o);

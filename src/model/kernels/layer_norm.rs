@@ -5,7 +5,7 @@
 //! instead of saving them, and forms dγ and dβ only when those are tracked.
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, DType, Layout, Result, Shape, Tensor, D};
 
-use super::dropout::{add_in_place, dropout, DropoutMask};
+use super::dropout::{add_in_place, dropout, sum_of, DropoutMask};
 use super::math::{sum_map, sum_zip, sum_zip3};
 use super::{for_rows, for_rows_summing, fused, output_buffer, simd_fn, slice, tensor, with_data};
 
@@ -239,10 +239,12 @@ impl ResidualLayerNorm {
     /// `out = x · mask + residual` for the rows starting at element `start`.
     fn sum_into(&self, start: usize, x: &[f32], residual: &[f32], out: &mut [f32]) {
         match &self.dropout_mask {
-            Some(mask) => mask.apply_to(start, x, out),
-            None => out.copy_from_slice(x),
+            Some(mask) => {
+                mask.apply_to(start, x, out);
+                add_in_place(out, residual);
+            }
+            None => sum_of(x, residual, out),
         }
-        add_in_place(out, residual);
     }
 }
 

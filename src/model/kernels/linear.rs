@@ -68,12 +68,13 @@ struct Linear {
 impl Linear {
     fn forward(&self, x: &[f32], x_shape: &Shape, weight: &[f32], bias: Option<&[f32]>) -> Result<(CpuStorage, Shape)> {
         let rows = x.len() / self.in_dim.max(1);
-        let mut y = match bias {
-            // The product is added to the bias rows.
-            Some(bias) => bias.repeat(rows),
-            // SAFETY: the product below (no accumulation) writes every element.
-            None => unsafe { output_buffer(rows * self.out_dim) },
-        };
+        // SAFETY: every row is the bias, written in parallel below, or the product overwrites it.
+        let mut y = unsafe { output_buffer(rows * self.out_dim) };
+        if let Some(bias) = bias {
+            for_rows(&mut y, self.out_dim, |_, block| {
+                block.chunks_mut(bias.len()).for_each(|row| row.copy_from_slice(bias))
+            });
+        }
         let x = Mat::dense(x, rows, self.in_dim);
         let weight_t = Mat::dense(weight, self.out_dim, self.in_dim).t();
         matmul(&mut y, self.out_dim, x, weight_t, 1.0, bias.is_some(), Threads::Pool)?;

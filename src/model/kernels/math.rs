@@ -88,9 +88,34 @@ pub(crate) fn sum_map(a: &[f32], f: impl Fn(f32) -> f32) -> f32 {
     sum_zip3(a, a, a, |x, _, _| f(x))
 }
 
+/// The largest element of a row (−∞ for an empty one; NaNs are skipped, as by a running `v > max`),
+/// with [`LANES`] running maxima: a single running maximum is a chain the compiler does not vectorize.
+#[inline(always)]
+pub(crate) fn max_of(a: &[f32]) -> f32 {
+    let larger = |m: f32, v: f32| if v > m { v } else { m };
+    let (blocks, tail) = a.as_chunks::<LANES>();
+    let mut partial = [f32::NEG_INFINITY; LANES];
+    for block in blocks {
+        for lane in 0..LANES {
+            partial[lane] = larger(partial[lane], block[lane]);
+        }
+    }
+    partial.into_iter().chain(tail.iter().copied()).fold(f32::NEG_INFINITY, larger)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn max_of_is_the_running_maximum() {
+        for len in [0, 1, 15, 16, 17, 100, 128] {
+            let row: Vec<f32> = (0..len).map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.5).collect();
+            let want = row.iter().fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
+            assert_eq!(max_of(&row), want, "{len} elements");
+        }
+        assert_eq!(max_of(&[f32::NAN, 1.0, f32::NEG_INFINITY]), 1.0);
+    }
 
     fn erf_reference(x: f64) -> f64 {
         // erf from its Taylor series (|x| ≤ 3) or its asymptotic complement, in f64.

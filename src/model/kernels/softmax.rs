@@ -1,7 +1,7 @@
 //! Softmax over the last dimension as one node; backward dx = y·(dy − Σ dy·y).
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor, D};
 
-use super::math::{exp, sum_map, sum_zip};
+use super::math::{exp, max_of, sum_map, sum_zip};
 use super::{for_rows, fused, simd_fn, slice, tensor, with_data};
 
 /// Softmax over the last dimension. Half-precision inputs get their statistics (max, sum of
@@ -19,7 +19,7 @@ pub fn softmax(x: &Tensor) -> Result<Tensor> {
 /// Softmax of one row in place: max-shifted, as the composed op.
 #[inline(always)]
 fn softmax_row(row: &mut [f32]) {
-    let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
+    let max = max_of(row);
     row.iter_mut().for_each(|v| *v = exp(*v - max));
     let inv_sum = 1.0 / sum_map(row, |v| v);
     row.iter_mut().for_each(|v| *v *= inv_sum);
