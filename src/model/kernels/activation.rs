@@ -21,9 +21,40 @@ pub fn gelu_erf(x: &Tensor) -> Result<Tensor> {
 simd_fn! {
     /// y = x·Φ(x) elementwise.
     pub(crate) fn gelu_forward(x: &[f32], y: &mut [f32]) {
-        for (o, &v) in y.iter_mut().zip(x) {
-            let (erf, _) = erf_with_gaussian(v * FRAC_1_SQRT_2);
-            *o = 0.5 * v * (1.0 + erf);
+        y.iter_mut().zip(x).for_each(|(o, &v)| *o = gelu(v));
+    }
+}
+
+/// x·Φ(x) of one element.
+#[inline(always)]
+fn gelu(x: f32) -> f32 {
+    let (erf, _) = erf_with_gaussian(x * FRAC_1_SQRT_2);
+    0.5 * x * (1.0 + erf)
+}
+
+simd_fn! {
+    /// z += bias on each row of `bias.len()` (when given), then y = gelu(z): a linear layer's bias and
+    /// GELU in the one pass over its product that the GELU needs anyway.
+    pub(crate) fn bias_gelu(z: &mut [f32], bias: Option<&[f32]>, y: &mut [f32]) {
+        let width = bias.map_or(z.len(), <[f32]>::len).max(1);
+        for (z, y) in z.chunks_mut(width).zip(y.chunks_mut(width)) {
+            if let Some(bias) = bias {
+                z.iter_mut().zip(bias).for_each(|(v, &b)| *v += b);
+            }
+            y.iter_mut().zip(z.iter()).for_each(|(o, &v)| *o = gelu(v));
+        }
+    }
+}
+
+simd_fn! {
+    /// z = gelu(z + bias) in place, the bias on each row of `bias.len()` (when given).
+    pub(crate) fn bias_gelu_in_place(z: &mut [f32], bias: Option<&[f32]>) {
+        let width = bias.map_or(z.len(), <[f32]>::len).max(1);
+        for z in z.chunks_mut(width) {
+            match bias {
+                Some(bias) => z.iter_mut().zip(bias).for_each(|(v, &b)| *v = gelu(*v + b)),
+                None => z.iter_mut().for_each(|v| *v = gelu(*v)),
+            }
         }
     }
 }

@@ -3,9 +3,13 @@
 use std::sync::OnceLock;
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
 
-use super::activation::{gelu_backward, gelu_erf, gelu_forward};
-use super::{for_rows, fused, matmul, output_buffer, simd_fn, slice, sum_over_rows, tensor, with_data, Mat, Threads};
+use super::activation::{bias_gelu, bias_gelu_in_place, gelu_backward, gelu_erf};
+use super::{
+    for_rows, fused, matmul, output_buffer, rows_per_chunk, simd_fn, slice, sum_over_rows, tensor, with_data, Mat,
+    Threads, PARALLEL_MIN,
+};
 
 /// `x · Wᵀ + b` over the last dimension of `x` (`[.., in]`), weight `[out, in]`, bias `[out]`.
 pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
@@ -32,7 +36,8 @@ fn apply(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, gelu: bool) -> Resu
         return if gelu { gelu_erf(&y) } else { Ok(y) };
     }
     // The op keeps the input's leading dimensions: reshapes would be graph nodes of their own.
-    let op = Linear { in_dim, out_dim, pre_activation: gelu.then(OnceLock::new) };
+    let tracked = x.track_op() || weight.track_op() || bias.is_some_and(Tensor::track_op);
+    let op = Linear { in_dim, out_dim, gelu, pre_activation: (gelu && tracked).then(OnceLock::new) };
     let (x, weight) = (x.contiguous()?, weight.contiguous()?);
     match bias {
         Some(bias) => x.apply_op3(&weight, &bias.contiguous()?, op),
@@ -61,35 +66,54 @@ simd_fn! {
 struct Linear {
     in_dim: usize,
     out_dim: usize,
-    /// With a GELU: the pre-activation `x · Wᵀ + b`, written by the forward pass for the backward pass.
+    /// Whether the erf GELU follows, the bias then added in the GELU's pass over the product.
+    gelu: bool,
+    /// With a GELU whose backward may run (an operand is tracked): the pre-activation `x · Wᵀ + b`,
+    /// written by the forward pass for the backward pass. Without one the GELU runs in place.
     pre_activation: Option<OnceLock<Vec<f32>>>,
 }
 
 impl Linear {
     fn forward(&self, x: &[f32], x_shape: &Shape, weight: &[f32], bias: Option<&[f32]>) -> Result<(CpuStorage, Shape)> {
         let rows = x.len() / self.in_dim.max(1);
+        // Without a GELU the rows start as the bias and the product accumulates onto them.
+        let bias_rows = bias.filter(|_| !self.gelu);
         // SAFETY: every row is the bias, written in parallel below, or the product overwrites it.
         let mut y = unsafe { output_buffer(rows * self.out_dim) };
-        if let Some(bias) = bias {
+        if let Some(bias) = bias_rows {
             for_rows(&mut y, self.out_dim, |_, block| {
                 block.chunks_mut(bias.len()).for_each(|row| row.copy_from_slice(bias))
             });
         }
         let x = Mat::dense(x, rows, self.in_dim);
         let weight_t = Mat::dense(weight, self.out_dim, self.in_dim).t();
-        matmul(&mut y, self.out_dim, x, weight_t, 1.0, bias.is_some(), Threads::Pool)?;
-        if let Some(saved) = &self.pre_activation {
-            // SAFETY: `gelu_forward` writes every element of every row block.
-            let mut activated = unsafe { output_buffer(y.len()) };
-            for_rows(&mut activated, 1, |start, out| gelu_forward(&y[start..start + out.len()], out));
-            saved.set(y).map_err(|_| candle_core::Error::Msg("linear: forward ran twice".into()))?;
-            y = activated;
+        matmul(&mut y, self.out_dim, x, weight_t, 1.0, bias_rows.is_some(), Threads::Pool)?;
+        if self.gelu {
+            y = self.bias_gelu(y, bias)?;
         }
         let mut out_shape = x_shape.dims().to_vec();
         if let Some(last) = out_shape.last_mut() {
             *last = self.out_dim;
         }
         Ok((CpuStorage::F32(y), Shape::from(out_shape)))
+    }
+
+    /// gelu(z + bias) from the product z, keeping z + bias when the backward may need it.
+    fn bias_gelu(&self, mut z: Vec<f32>, bias: Option<&[f32]>) -> Result<Vec<f32>> {
+        let Some(saved) = &self.pre_activation else {
+            for_rows(&mut z, self.out_dim, |_, block| bias_gelu_in_place(block, bias));
+            return Ok(z);
+        };
+        // SAFETY: `bias_gelu` writes every element of every block of rows.
+        let mut y = unsafe { output_buffer(z.len()) };
+        if z.len() < PARALLEL_MIN {
+            bias_gelu(&mut z, bias, &mut y);
+        } else {
+            let block = rows_per_chunk(self.out_dim) * self.out_dim;
+            z.par_chunks_mut(block).zip(y.par_chunks_mut(block)).for_each(|(z, y)| bias_gelu(z, bias, y));
+        }
+        saved.set(z).map_err(|_| candle_core::Error::Msg("linear: forward ran twice".into()))?;
+        Ok(y)
     }
 
     /// (dx, dW, db), each only for a tracked operand.
@@ -240,6 +264,21 @@ mod tests {
             let got = linear_gelu(&x, &w, Some(&b))?;
             let want = composed(&x.reshape(((), in_dim))?, &w, Some(&b))?.gelu_erf()?.reshape(got.shape())?;
             assert_same_op(&got, &want, &[("x", &x), ("weight", &w), ("bias", &b)], 1e-5, 1e-5)?;
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn gelu_epilogue_without_tracked_operands_matches_the_tracked_one() -> Result<()> {
+        for (rows, out_dim, with_bias) in [(5, 11, true), (90, 1536, true), (90, 700, false)] {
+            let x = var(&[rows, 384], 1.0, 1);
+            let w = var(&[out_dim, 384], 0.3, 2);
+            let b = var(&[out_dim], 0.5, 3);
+            let bias = with_bias.then(|| b.as_tensor());
+            let tracked = linear_gelu(&x, &w, bias)?;
+            let detached = |t: &Tensor| t.detach();
+            let inference = linear_gelu(&x.detach(), &w.detach(), bias.map(detached).as_ref())?;
+            assert_close(&inference, &tracked, 0.0, "in-place GELU");
         }
         Ok(())
     }
