@@ -46,25 +46,11 @@ pub fn attention(
             key_bias.dims()
         );
     }
-    if let Some(mask) = dropout {
-        if mask.len() != batch * heads * q_len * kv_len {
-            candle_core::bail!("attention: a dropout mask of {} for {batch}x{heads}x{q_len}x{kv_len}", mask.len());
-        }
-    }
+    check_dropout(dropout, [batch, heads, q_len, kv_len])?;
     if ![query, key, value, key_bias].into_iter().all(fused) {
         return composed(query, key, value, key_bias, heads, dropout);
     }
-    let op = Attention {
-        batch,
-        q_len,
-        kv_len,
-        heads,
-        head_dim: hidden / heads,
-        packed: false,
-        key_bias: key_bias.flatten_all()?.to_vec1()?,
-        dropout: dropout.cloned(),
-        probs: OnceLock::new(),
-    };
+    let op = Attention::new([batch, q_len, kv_len], heads, hidden / heads, false, key_bias, dropout)?;
     query.contiguous()?.apply_op3(&key.contiguous()?, &value.contiguous()?, op)
 }
 
@@ -86,25 +72,23 @@ pub fn attention_packed(
             key_bias.dims()
         );
     }
-    if dropout.is_some_and(|mask| mask.len() != batch * heads * len * len) {
-        candle_core::bail!("attention: a dropout mask for {batch}x{heads}x{len}x{len} of another length");
-    }
+    check_dropout(dropout, [batch, heads, len, len])?;
     if !(fused(qkv) && fused(key_bias)) {
         let part = |i: usize| qkv.narrow(2, i * hidden, hidden);
         return composed(&part(0)?, &part(1)?, &part(2)?, key_bias, heads, dropout);
     }
-    let op = Attention {
-        batch,
-        q_len: len,
-        kv_len: len,
-        heads,
-        head_dim: hidden / heads,
-        packed: true,
-        key_bias: key_bias.flatten_all()?.to_vec1()?,
-        dropout: dropout.cloned(),
-        probs: OnceLock::new(),
-    };
+    let op = Attention::new([batch, len, len], heads, hidden / heads, true, key_bias, dropout)?;
     qkv.contiguous()?.apply_op1(op)
+}
+
+/// That a dropout mask covers the probabilities `[B, heads, Tq, Tk]`.
+fn check_dropout(dropout: Option<&DropoutMask>, [batch, heads, q_len, kv_len]: [usize; 4]) -> Result<()> {
+    match dropout {
+        Some(mask) if mask.len() != batch * heads * q_len * kv_len => {
+            candle_core::bail!("attention: a dropout mask of {} for {batch}x{heads}x{q_len}x{kv_len}", mask.len())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The same attention from Candle's ops (other devices and dtypes; the reference in tests).
@@ -161,6 +145,28 @@ enum GradRows<'a> {
 }
 
 impl Attention {
+    /// The op for `[batch, q_len, kv_len]` positions, its inputs checked by the caller.
+    fn new(
+        [batch, q_len, kv_len]: [usize; 3],
+        heads: usize,
+        head_dim: usize,
+        packed: bool,
+        key_bias: &Tensor,
+        dropout: Option<&DropoutMask>,
+    ) -> Result<Self> {
+        Ok(Self {
+            batch,
+            q_len,
+            kv_len,
+            heads,
+            head_dim,
+            packed,
+            key_bias: key_bias.flatten_all()?.to_vec1()?,
+            dropout: dropout.cloned(),
+            probs: OnceLock::new(),
+        })
+    }
+
     fn hidden(&self) -> usize {
         self.heads * self.head_dim
     }
