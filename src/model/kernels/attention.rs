@@ -288,11 +288,11 @@ impl Attention {
 
     /// Where `part`'s head `head` of one example's gradient starts, and its row stride.
     fn grad_head<'a>(&self, grads: &'a mut GradRows, part: Part, head: usize) -> (&'a mut [f32], usize) {
-        let column = self.column(part, head);
-        match grads {
-            GradRows::Separate(parts) => (&mut parts[part as usize][column..], self.row_stride()),
-            GradRows::Packed(rows) => (&mut rows[column..], self.row_stride()),
-        }
+        let rows = match grads {
+            GradRows::Separate(parts) => &mut *parts[part as usize],
+            GradRows::Packed(rows) => &mut **rows,
+        };
+        (&mut rows[self.column(part, head)..], self.row_stride())
     }
 
     /// (dQ, dK, dV) from the upstream gradient dC, for three separate inputs.
@@ -332,13 +332,13 @@ impl CustomOp1 for Attention {
     }
 
     fn cpu_fwd(&self, qkv: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let qkv = slice(qkv, layout, "attention-packed")?;
+        let qkv = slice(qkv, layout, CustomOp1::name(self))?;
         let context = self.forward(qkv, qkv, qkv)?;
         Ok((CpuStorage::F32(context), Shape::from((self.batch, self.q_len, self.hidden()))))
     }
 
     fn bwd(&self, qkv: &Tensor, _context: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        let name = "attention-packed";
+        let name = CustomOp1::name(self);
         let dqkv = with_data(qkv, name, |qkv| with_data(grad, name, |dc| self.backward_packed(qkv, dc)))?;
         tensor(dqkv, qkv.shape()).map(Some)
     }
@@ -358,7 +358,7 @@ impl CustomOp3 for Attention {
         v: &CpuStorage,
         vl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let name = "attention";
+        let name = CustomOp3::name(self);
         let context = self.forward(slice(q, ql, name)?, slice(k, kl, name)?, slice(v, vl, name)?)?;
         Ok((CpuStorage::F32(context), ql.shape().clone()))
     }
@@ -371,7 +371,7 @@ impl CustomOp3 for Attention {
         _context: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let name = "attention";
+        let name = CustomOp3::name(self);
         let [dq, dk, dv] = with_data(q, name, |qs| {
             with_data(k, name, |ks| with_data(v, name, |vs| with_data(grad, name, |dc| self.backward(qs, ks, vs, dc))))
         })?;

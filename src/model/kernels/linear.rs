@@ -3,12 +3,11 @@
 use std::sync::OnceLock;
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
-use rayon::prelude::*;
 
 use super::activation::{bias_gelu, bias_gelu_in_place, gelu_backward, gelu_erf};
 use super::{
-    for_rows, fused, matmul, output_buffer, rows_per_chunk, simd_fn, slice, sum_over_rows, tensor, with_data, Mat,
-    Threads, PARALLEL_MIN,
+    for_row_pairs, for_rows, fused, matmul, output_buffer, simd_fn, slice, sum_over_rows, tensor, with_data, Mat,
+    Threads,
 };
 
 /// `x · Wᵀ + b` over the last dimension of `x` (`[.., in]`), weight `[out, in]`, bias `[out]`.
@@ -106,12 +105,7 @@ impl Linear {
         };
         // SAFETY: `bias_gelu` writes every element of every block of rows.
         let mut y = unsafe { output_buffer(z.len()) };
-        if z.len() < PARALLEL_MIN {
-            bias_gelu(&mut z, bias, &mut y);
-        } else {
-            let block = rows_per_chunk(self.out_dim) * self.out_dim;
-            z.par_chunks_mut(block).zip(y.par_chunks_mut(block)).for_each(|(z, y)| bias_gelu(z, bias, y));
-        }
+        for_row_pairs(&mut z, &mut y, self.out_dim, |z, y| bias_gelu(z, bias, y));
         saved.set(z).map_err(|_| candle_core::Error::Msg("linear: forward ran twice".into()))?;
         Ok(y)
     }

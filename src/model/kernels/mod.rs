@@ -124,6 +124,16 @@ fn for_rows(out: &mut [f32], row_len: usize, f: impl Fn(usize, &mut [f32]) + Syn
     out.par_chunks_mut(rows * row_len).enumerate().for_each(|(i, chunk)| f(i * rows, chunk));
 }
 
+/// Like [`for_rows`] over two buffers of the same layout, split alike: `f(rows of a, rows of b)`.
+fn for_row_pairs(a: &mut [f32], b: &mut [f32], row_len: usize, f: impl Fn(&mut [f32], &mut [f32]) + Sync) {
+    debug_assert_eq!(a.len(), b.len());
+    if a.len() < PARALLEL_MIN || row_len == 0 {
+        return f(a, b);
+    }
+    let block = rows_per_chunk(row_len) * row_len;
+    a.par_chunks_mut(block).zip(b.par_chunks_mut(block)).for_each(|(a, b)| f(a, b));
+}
+
 /// Like [`for_rows`], where `f(first_row, rows, sums)` also adds into `sums`, a vector of `len`
 /// accumulators per task; returns their total (parameter gradients summed over rows).
 fn for_rows_summing(
