@@ -14,7 +14,7 @@ use super::progress::DownloadBars;
 use crate::data::{synthetic_batch, Batch};
 use crate::method::{self, MethodName, MethodsConfig, Progress};
 use crate::model::config::ModelConfig;
-use crate::model::kernels::{use_kernels, Kernels};
+use crate::model::kernels::{on_kernel_pool, use_kernels, Kernels};
 use crate::model::resolve::{resolve_model_with, SearchEnv};
 use crate::model::{kernel_path, select_device, Classifier, Ctx, ModelFiles, Precision};
 use crate::rng::{self, Rng};
@@ -117,6 +117,11 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         anyhow::ensure!(threads > 0, "--threads must be positive");
         super::set_thread_count(threads);
     }
+    // As a run's trainer does, so that the kernels are called from a thread of their pool.
+    on_kernel_pool(|| measure(args))?
+}
+
+fn measure(args: &BenchArgs) -> anyhow::Result<()> {
     let dir = resolve_model_with(&args.model, &SearchEnv::from_env(), &mut DownloadBars::default())?;
     let files = ModelFiles::in_dir(&dir)?;
     if args.mode == Mode::Gemm {

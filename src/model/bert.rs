@@ -3,10 +3,8 @@ use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{Embedding, Linear, VarBuilder};
 
 use super::config::BertConfig;
-use super::kernels::attention::{attention, attention_packed};
-use super::nn::{
-    apply_linear, apply_linear_activation, apply_linears_packed, embedding, linear, Activation, Dropout, LayerNorm,
-};
+use super::kernels::attention::{attention, projected_attention};
+use super::nn::{apply_feed_forward, apply_linear, embedding, linear, stack_linears, Activation, Dropout, LayerNorm};
 use super::{Ctx, Encoder, Inputs};
 
 struct Embeddings {
@@ -68,9 +66,9 @@ impl SelfAttention {
         let q_len = queries.dim(1)?;
         let probs_mask = self.probs_dropout.mask(b * self.heads * q_len * t, ctx);
         let context = if q_len == t {
-            // Every position: the three projections as one product.
-            let qkv = apply_linears_packed(&[&self.query, &self.key, &self.value], x, ctx)?;
-            attention_packed(&qkv, key_bias, self.heads, probs_mask.as_ref())?
+            // Every position: the three projections as one product, inside the attention's node.
+            let (weight, bias) = stack_linears(&[&self.query, &self.key, &self.value], x.dtype(), ctx)?;
+            projected_attention(x, &weight, &bias, key_bias, self.heads, probs_mask.as_ref())?
         } else {
             let q = apply_linear(&self.query, queries, ctx)?;
             let k = apply_linear(&self.key, x, ctx)?;
@@ -107,8 +105,7 @@ impl Layer {
     /// The layer's output at the positions in `queries` (`x` itself, or a prefix of it).
     fn forward(&self, queries: &Tensor, x: &Tensor, key_bias: &Tensor, ctx: &mut Ctx) -> Result<Tensor> {
         let attended = self.attention.forward(queries, x, key_bias, ctx)?;
-        let inner = apply_linear_activation(&self.intermediate, self.activation, &attended, ctx)?;
-        let out = apply_linear(&self.output, &inner, ctx)?;
+        let out = apply_feed_forward(&self.intermediate, self.activation, &self.output, &attended, ctx)?;
         self.layer_norm.forward_residual(&out, &attended, &self.dropout, ctx)
     }
 }

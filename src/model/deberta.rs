@@ -16,7 +16,7 @@ use candle_nn::{Embedding, Linear, VarBuilder};
 
 use super::config::DebertaConfig;
 use super::kernels::linear::linear;
-use super::nn::{self, apply_linear, apply_linear_activation, softmax, Activation, Dropout, LayerNorm};
+use super::nn::{self, apply_feed_forward, apply_linear, softmax, Activation, Dropout, LayerNorm};
 use super::{Ctx, Encoder, Inputs};
 
 /// The embedding module of both versions: word, position and token-type tables, `embed_proj`, then a
@@ -111,6 +111,19 @@ impl ResidualOutput {
         let projected = apply_linear(&self.dense, x, ctx)?;
         self.layer_norm.forward_residual(&projected, residual, &self.dropout, ctx)
     }
+
+    /// The feed-forward block ending in this output's projection, `dense(activation(first(x)))`, with
+    /// `x` as the residual.
+    pub(crate) fn forward_feed_forward(
+        &self,
+        first: &Linear,
+        activation: Activation,
+        x: &Tensor,
+        ctx: &mut Ctx,
+    ) -> Result<Tensor> {
+        let projected = apply_feed_forward(first, activation, &self.dense, x, ctx)?;
+        self.layer_norm.forward_residual(&projected, x, &self.dropout, ctx)
+    }
 }
 
 /// The self-attention of one layer, `[B, T, H] → [B, T, H]` (before the output block).
@@ -143,8 +156,7 @@ impl<A: SelfAttention> Layer<A> {
     pub(crate) fn forward(&self, hidden: &Tensor, batch: &AttentionBatch, ctx: &mut Ctx) -> Result<Tensor> {
         let context = self.attention.forward(hidden, batch, ctx)?;
         let attended = self.attention_output.forward(&context, hidden, ctx)?;
-        let inner = apply_linear_activation(&self.intermediate, self.activation, &attended, ctx)?;
-        self.output.forward(&inner, &attended, ctx)
+        self.output.forward_feed_forward(&self.intermediate, self.activation, &attended, ctx)
     }
 }
 

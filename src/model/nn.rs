@@ -5,11 +5,11 @@
 //! kernels (hand-written backward, f32 on the CPU) or, elsewhere, composed differentiable primitives.
 //! Their weights enter the graph through [`Ctx::param`], detached in a frozen pass and cast to the dtype
 //! of the activations they meet (half precision keeps f32 master weights).
-use candle_core::{Result, Tensor};
+use candle_core::{DType, Result, Tensor};
 use candle_nn::{Embedding, Init, Linear, VarBuilder};
 
 use super::kernels::dropout::{self as dropout_kernel, DropoutMask};
-use super::kernels::{activation, layer_norm, linear as linear_kernel, softmax as softmax_kernel};
+use super::kernels::{activation, feed_forward, layer_norm, linear as linear_kernel, softmax as softmax_kernel};
 use super::Ctx;
 
 /// A LayerNorm over the last dimension.
@@ -132,29 +132,47 @@ pub fn apply_linear(layer: &Linear, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
     linear_kernel::linear(x, &ctx.param(layer.weight(), x.dtype())?, bias.as_ref())
 }
 
-/// Several linear layers over the same input as one product, their outputs side by side in the order
-/// given (a layer's query, key and value projections): one GEMM, and one gradient for `x` where Candle
-/// would sum one per layer. The layers all have a bias or all lack one.
-pub fn apply_linears_packed(layers: &[&Linear], x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
-    let dtype = x.dtype();
+/// Linear layers over the same input stacked into one: their weights (`[Σ out, in]`) and biases
+/// (`[Σ out]`) in the order given, as the context gives them (a layer's query, key and value
+/// projections, applied as one GEMM). Every layer has a bias.
+pub fn stack_linears(layers: &[&Linear], dtype: DType, ctx: &Ctx) -> Result<(Tensor, Tensor)> {
     let weights = layers.iter().map(|layer| ctx.param(layer.weight(), dtype)).collect::<Result<Vec<_>>>()?;
-    let biases =
-        layers.iter().filter_map(|layer| layer.bias()).map(|b| ctx.param(b, dtype)).collect::<Result<Vec<_>>>()?;
-    let bias = match biases.len() {
-        0 => None,
-        n if n == layers.len() => Some(Tensor::cat(&biases, 0)?),
-        _ => candle_core::bail!("packed linear layers: some have a bias, some do not"),
-    };
-    linear_kernel::linear(x, &Tensor::cat(&weights, 0)?, bias.as_ref())
+    let biases = layers
+        .iter()
+        .map(|layer| match layer.bias() {
+            Some(bias) => ctx.param(bias, dtype),
+            None => candle_core::bail!("stacked linear layers: one has no bias"),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok((Tensor::cat(&weights, 0)?, Tensor::cat(&biases, 0)?))
 }
 
 /// `activation(layer(x))`, the exact GELU fused into the layer (the feed-forward blocks).
-pub fn apply_linear_activation(layer: &Linear, activation: Activation, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
+fn apply_linear_activation(layer: &Linear, activation: Activation, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
     match activation {
         Activation::Gelu => {
             let bias = layer.bias().map(|b| ctx.param(b, x.dtype())).transpose()?;
             linear_kernel::linear_gelu(x, &ctx.param(layer.weight(), x.dtype())?, bias.as_ref())
         }
         other => other.forward(&apply_linear(layer, x, ctx)?),
+    }
+}
+
+/// A feed-forward block, `second(activation(first(x)))`. With the exact GELU and both biases (BERT's
+/// and DeBERTa's blocks) it is one node, and the GELU output, the widest tensor of a layer, is no
+/// graph node whose gradient Candle would accumulate.
+pub fn apply_feed_forward(
+    first: &Linear,
+    activation: Activation,
+    second: &Linear,
+    x: &Tensor,
+    ctx: &Ctx,
+) -> Result<Tensor> {
+    match (activation, first.bias(), second.bias()) {
+        (Activation::Gelu, Some(b1), Some(b2)) => {
+            let param = |t: &Tensor| ctx.param(t, x.dtype());
+            feed_forward::feed_forward(x, &param(first.weight())?, &param(b1)?, &param(second.weight())?, &param(b2)?)
+        }
+        _ => apply_linear(second, &apply_linear_activation(first, activation, x, ctx)?, ctx),
     }
 }

@@ -29,6 +29,7 @@ use crate::experiment::rundir::RunDir;
 use crate::experiment::sweep::RunSpec;
 use crate::method::{self, Method, Progress};
 use crate::metrics::{EvalMetrics, MetricsLine, Scores, Split, StepMetrics};
+use crate::model::kernels::on_kernel_pool;
 use crate::model::tokenizer::TextTokenizer;
 use crate::model::{kernel_path, select_device, Classifier, ModelFiles};
 use crate::rng;
@@ -53,9 +54,11 @@ pub fn spawn(spec: RunSpec, run_dir: RunDir, resume: bool) -> TrainerHandle {
         .spawn(move || {
             let events = event_tx.clone();
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                Trainer::start(spec, run_dir, resume, command_rx, event_tx).and_then(|mut t| t.run())
+                on_kernel_pool(move || {
+                    Trainer::start(spec, run_dir, resume, command_rx, event_tx).and_then(|mut t| t.run())
+                })
             }));
-            let failure = match outcome {
+            let failure = match outcome.map(|pooled| pooled.map_err(anyhow::Error::from).and_then(|run| run)) {
                 Ok(Ok(())) => return,
                 Ok(Err(e)) if e.is::<Cancelled>() => {
                     let _ = events.send(Event::Stopped { checkpoint: None });

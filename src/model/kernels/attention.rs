@@ -1,9 +1,10 @@
 //! Scaled dot-product attention with an additive key mask and dropout on the probabilities, as one
 //! node over heads laid out side by side (`[B, T, heads · d]`, the projections' own layout). The
 //! queries may be fewer than the keys (only the first token's output of a classifier's last layer).
-//! [`attention_packed`] reads all three from one `[B, T, 3 · heads · d]` projection (a layer's query,
-//! key and value weights applied as one GEMM) and returns its gradient as one tensor, so that Candle
-//! accumulates one gradient where it would accumulate three.
+//! [`projected_attention`] takes the layer's input and its query, key and value projections instead,
+//! applies them as one GEMM and reads the heads from its `[B, T, 3 · heads · d]` output: that output,
+//! the second-widest tensor of a layer, is no graph node, so Candle accumulates neither its gradient
+//! nor those of three separate projections.
 //!
 //! Per example and head: S = Q·Kᵀ/√d + mask, P = softmax(S), C = dropout(P)·V. The heads are read and
 //! written in place through strided GEMMs, so there are no transposes or copies to split and merge
@@ -11,10 +12,11 @@
 //! dV = P̃ᵀ·dC, dP̃ = dC·Vᵀ, dS = P·(dP − Σ dP·P) with dP = dropout(dP̃), dQ = dS·K/√d, dK = dSᵀ·Q/√d.
 use std::sync::OnceLock;
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::dropout::{dropout, DropoutMask};
+use super::linear::{bias_of, input_gradient, linear, packed_gradient, product, weight_of, with_bias_column};
 use super::softmax::{softmax, softmax_backward_rows, softmax_rows};
 use super::{fused, matmul, output_buffer, slice, tensor, with_data, Mat, Threads};
 
@@ -54,31 +56,42 @@ pub fn attention(
     query.contiguous()?.apply_op3(&key.contiguous()?, &value.contiguous()?, op)
 }
 
-/// The attention of `heads` heads over `qkv`, `[B, T, 3 · hidden]`: the queries, keys and values of
-/// every position side by side in that order (each `hidden = heads · d` wide). `key_bias` and
-/// `dropout` as in [`attention`]. Returns the context `[B, T, hidden]`.
-pub fn attention_packed(
-    qkv: &Tensor,
+/// Self-attention of `heads` heads over `x`, `[B, T, hidden]`, with its projections: `weight`
+/// (`[3 · hidden, hidden]`) and `bias` (`[3 · hidden]`) stack the query, key and value layers in that
+/// order. `key_bias` and `dropout` as in [`attention`]. Returns the context `[B, T, hidden]`.
+pub fn projected_attention(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
     key_bias: &Tensor,
     heads: usize,
     dropout: Option<&DropoutMask>,
 ) -> Result<Tensor> {
-    let (batch, len, width) = qkv.dims3()?;
-    let hidden = width / 3;
-    if heads == 0 || width % 3 != 0 || hidden % heads != 0 || key_bias.elem_count() != batch * len {
+    let (batch, len, hidden) = x.dims3()?;
+    let consistent = heads > 0
+        && hidden % heads == 0
+        && weight.dims() == [3 * hidden, hidden]
+        && bias.dims() == [3 * hidden]
+        && key_bias.elem_count() == batch * len;
+    if !consistent {
         candle_core::bail!(
-            "attention: {heads} heads over packed q, k, v {:?}, key mask {:?}",
-            qkv.dims(),
+            "attention: {heads} heads over x {:?}, projections {:?} + {:?}, key mask {:?}",
+            x.dims(),
+            weight.dims(),
+            bias.dims(),
             key_bias.dims()
         );
     }
     check_dropout(dropout, [batch, heads, len, len])?;
-    if !(fused(qkv) && fused(key_bias)) {
+    if ![x, weight, bias, key_bias].into_iter().all(fused) {
+        let qkv = linear(x, weight, Some(bias))?;
         let part = |i: usize| qkv.narrow(2, i * hidden, hidden);
         return composed(&part(0)?, &part(1)?, &part(2)?, key_bias, heads, dropout);
     }
-    let op = Attention::new([batch, len, len], heads, hidden / heads, true, key_bias, dropout)?;
-    qkv.contiguous()?.apply_op1(op)
+    let tracked = [x, weight, bias].into_iter().any(Tensor::track_op);
+    let attention = Attention::new([batch, len, len], heads, hidden / heads, true, key_bias, dropout)?;
+    let op = ProjectedAttention { attention, qkv: tracked.then(OnceLock::new) };
+    x.contiguous()?.apply_op2(&with_bias_column(weight, bias)?, op)
 }
 
 /// That a dropout mask covers the probabilities `[B, heads, Tq, Tk]`.
@@ -120,8 +133,8 @@ struct Attention {
     kv_len: usize,
     heads: usize,
     head_dim: usize,
-    /// Whether the queries, keys and values come packed in one `[B, T, 3 · hidden]` buffer (a
-    /// [`CustomOp1`]) rather than in three `[B, T, hidden]` tensors (a [`CustomOp3`]).
+    /// Whether the queries, keys and values come packed in one `[B, T, 3 · hidden]` buffer (the
+    /// projections' output in a [`ProjectedAttention`]) rather than in three `[B, T, hidden]` tensors.
     packed: bool,
     /// `[B · Tk]` additive key terms.
     key_bias: Vec<f32>,
@@ -326,21 +339,59 @@ impl Attention {
     }
 }
 
-impl CustomOp1 for Attention {
+/// [`Attention`] over the output of the packed projections of its input, which it computes.
+struct ProjectedAttention {
+    attention: Attention,
+    /// When a backward pass may run (an operand is tracked): the projections' output, which the
+    /// attention's backward pass reads.
+    qkv: Option<OnceLock<Vec<f32>>>,
+}
+
+impl ProjectedAttention {
+    const NAME: &'static str = "projected-attention";
+}
+
+impl CustomOp2 for ProjectedAttention {
     fn name(&self) -> &'static str {
-        "attention-packed"
+        Self::NAME
     }
 
-    fn cpu_fwd(&self, qkv: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let qkv = slice(qkv, layout, CustomOp1::name(self))?;
-        let context = self.forward(qkv, qkv, qkv)?;
-        Ok((CpuStorage::F32(context), Shape::from((self.batch, self.q_len, self.hidden()))))
+    fn cpu_fwd(&self, x: &CpuStorage, xl: &Layout, packed: &CpuStorage, pl: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (x, packed) = (slice(x, xl, Self::NAME)?, slice(packed, pl, Self::NAME)?);
+        let h = self.attention.hidden();
+        let qkv = product(x, x.len() / h, weight_of(packed, 3 * h, h), Some(&bias_of(packed, 3 * h, h)))?;
+        let context = self.attention.forward(&qkv, &qkv, &qkv)?;
+        if let Some(saved) = &self.qkv {
+            saved.set(qkv).map_err(|_| candle_core::Error::Msg("attention: forward ran twice".into()))?;
+        }
+        Ok((CpuStorage::F32(context), xl.shape().clone()))
     }
 
-    fn bwd(&self, qkv: &Tensor, _context: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        let name = CustomOp1::name(self);
-        let dqkv = with_data(qkv, name, |qkv| with_data(grad, name, |dc| self.backward_packed(qkv, dc)))?;
-        tensor(dqkv, qkv.shape()).map(Some)
+    fn bwd(
+        &self,
+        x: &Tensor,
+        packed: &Tensor,
+        _context: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let Some(qkv) = self.qkv.as_ref().and_then(OnceLock::get) else {
+            candle_core::bail!("attention: backward without a tracked forward pass")
+        };
+        let h = self.attention.hidden();
+        let dqkv = with_data(grad, Self::NAME, |dc| self.attention.backward_packed(qkv, dc))?;
+        let rows = dqkv.len() / (3 * h);
+        let d_packed = if packed.track_op() {
+            Some(with_data(x, Self::NAME, |x| packed_gradient(&dqkv, x, rows, 3 * h, h))?)
+        } else {
+            None
+        };
+        let dx = if x.track_op() {
+            let dx = with_data(packed, Self::NAME, |w| input_gradient(&dqkv, rows, weight_of(w, 3 * h, h)))?;
+            Some(tensor(dx, x.shape())?)
+        } else {
+            None
+        };
+        Ok((dx, d_packed))
     }
 }
 
@@ -419,23 +470,36 @@ mod tests {
         check(2, 4, 33, 3, 8, false)
     }
 
-    /// The packed op against the composed attention over the three parts of the same tensor.
-    fn check_packed(b: usize, t: usize, heads: usize, d: usize, with_dropout: bool) -> Result<()> {
+    /// The projected op against the composed projections and attention.
+    fn check_projected(b: usize, t: usize, heads: usize, d: usize, with_dropout: bool) -> Result<()> {
         let hidden = heads * d;
-        let qkv = var(&[b, t, 3 * hidden], 1.0, 5);
-        let bias = key_bias(b, t, t / 3)?;
-        let mask = with_dropout.then(|| DropoutMask::draw(&mut Rng::seed_from_u64(6), b * heads * t * t, 0.2));
-        let got = attention_packed(&qkv, &bias, heads, mask.as_ref())?;
-        let part = |i: usize| qkv.narrow(2, i * hidden, hidden);
-        let want = composed(&part(0)?, &part(1)?, &part(2)?, &bias, heads, mask.as_ref())?;
-        assert_same_op(&got, &want, &[("dqkv", &qkv)], 1e-5, 1e-5)
+        let x = var(&[b, t, hidden], 1.0, 5);
+        let (weight, bias) = (var(&[3 * hidden, hidden], 0.3, 6), var(&[3 * hidden], 0.5, 7));
+        let key_bias = key_bias(b, t, t / 3)?;
+        let mask = with_dropout.then(|| DropoutMask::draw(&mut Rng::seed_from_u64(8), b * heads * t * t, 0.2));
+        let got = projected_attention(&x, &weight, &bias, &key_bias, heads, mask.as_ref())?;
+        let qkv = super::super::linear::composed(&x.reshape((b * t, hidden))?, &weight, Some(&bias))?;
+        let part = |i: usize| qkv.narrow(1, i * hidden, hidden)?.reshape((b, t, hidden));
+        let want = composed(&part(0)?, &part(1)?, &part(2)?, &key_bias, heads, mask.as_ref())?;
+        assert_same_op(&got, &want, &[("dx", &x), ("dweight", &weight), ("dbias", &bias)], 1e-5, 1e-5)
     }
 
     #[test]
-    fn packed_projections_match_the_composed_attention() -> Result<()> {
-        check_packed(2, 5, 3, 4, false)?;
-        check_packed(3, 17, 2, 7, true)?;
-        check_packed(2, 64, 12, 32, true)
+    fn projected_attention_matches_the_composed_projections_and_attention() -> Result<()> {
+        check_projected(2, 5, 3, 4, false)?;
+        check_projected(3, 17, 2, 7, true)?;
+        check_projected(2, 64, 12, 32, true)
+    }
+
+    #[test]
+    fn projected_attention_without_tracked_operands_matches_the_tracked_one() -> Result<()> {
+        let (x, weight, bias) = (var(&[2, 9, 12], 1.0, 1), var(&[36, 12], 0.3, 2), var(&[36], 0.5, 3));
+        let key_bias = key_bias(2, 9, 2)?;
+        let tracked = projected_attention(&x, &weight, &bias, &key_bias, 3, None)?;
+        let [x, weight, bias] = [&x, &weight, &bias].map(|v| v.as_tensor().detach());
+        let untracked = projected_attention(&x, &weight, &bias, &key_bias, 3, None)?;
+        super::super::testing::assert_close(&untracked, &tracked, 0.0, "untracked pass");
+        Ok(())
     }
 
     #[test]
@@ -445,8 +509,10 @@ mod tests {
         assert!(attention(&q, &q, &q, &bias, 4, None).is_err());
         let short = Tensor::zeros((2, 1, 1, 3), DType::F32, &Device::Cpu)?;
         assert!(attention(&q, &q, &q, &short, 3, None).is_err());
-        assert!(attention_packed(&q, &bias, 4, None).is_err(), "6 is not 3 · a multiple of 4");
-        assert!(attention_packed(&q, &short, 2, None).is_err());
+        let (weight, projection_bias) = (var(&[18, 6], 1.0, 2), var(&[18], 1.0, 3));
+        assert!(projected_attention(&q, &weight, &projection_bias, &bias, 4, None).is_err(), "6 heads of 4?");
+        assert!(projected_attention(&q, &weight, &projection_bias, &short, 2, None).is_err());
+        assert!(projected_attention(&q, &q, &projection_bias, &bias, 2, None).is_err(), "a [2, 4, 6] weight");
         Ok(())
     }
 }

@@ -75,39 +75,21 @@ struct Linear {
 impl Linear {
     fn forward(&self, x: &[f32], x_shape: &Shape, weight: &[f32], bias: Option<&[f32]>) -> Result<(CpuStorage, Shape)> {
         let rows = x.len() / self.in_dim.max(1);
-        // Without a GELU the rows start as the bias and the product accumulates onto them.
-        let bias_rows = bias.filter(|_| !self.gelu);
-        // SAFETY: every row is the bias, written in parallel below, or the product overwrites it.
-        let mut y = unsafe { output_buffer(rows * self.out_dim) };
-        if let Some(bias) = bias_rows {
-            for_rows(&mut y, self.out_dim, |_, block| {
-                block.chunks_mut(bias.len()).for_each(|row| row.copy_from_slice(bias))
-            });
-        }
-        let x = Mat::dense(x, rows, self.in_dim);
-        let weight_t = Mat::dense(weight, self.out_dim, self.in_dim).t();
-        matmul(&mut y, self.out_dim, x, weight_t, 1.0, bias_rows.is_some(), Threads::Pool)?;
+        let weight = Mat::dense(weight, self.out_dim, self.in_dim);
+        // With a GELU the bias is added in the GELU's pass over the product.
+        let mut y = product(x, rows, weight, bias.filter(|_| !self.gelu))?;
         if self.gelu {
-            y = self.bias_gelu(y, bias)?;
+            let (activation, pre_activation) = bias_gelu_rows(y, self.out_dim, bias, self.pre_activation.is_some());
+            if let (Some(saved), Some(pre_activation)) = (&self.pre_activation, pre_activation) {
+                saved.set(pre_activation).map_err(|_| candle_core::Error::Msg("linear: forward ran twice".into()))?;
+            }
+            y = activation;
         }
         let mut out_shape = x_shape.dims().to_vec();
         if let Some(last) = out_shape.last_mut() {
             *last = self.out_dim;
         }
         Ok((CpuStorage::F32(y), Shape::from(out_shape)))
-    }
-
-    /// gelu(z + bias) from the product z, keeping z + bias when the backward may need it.
-    fn bias_gelu(&self, mut z: Vec<f32>, bias: Option<&[f32]>) -> Result<Vec<f32>> {
-        let Some(saved) = &self.pre_activation else {
-            for_rows(&mut z, self.out_dim, |_, block| bias_gelu_in_place(block, bias));
-            return Ok(z);
-        };
-        // SAFETY: `bias_gelu` writes every element of every block of rows.
-        let mut y = unsafe { output_buffer(z.len()) };
-        for_row_pairs(&mut z, &mut y, self.out_dim, |z, y| bias_gelu(z, bias, y));
-        saved.set(z).map_err(|_| candle_core::Error::Msg("linear: forward ran twice".into()))?;
-        Ok(y)
     }
 
     /// (dx, dW, db), each only for a tracked operand.
@@ -121,13 +103,7 @@ impl Linear {
         with_data(grad, "linear-backward", |dy| match &self.pre_activation {
             Some(saved) => {
                 let Some(z) = saved.get() else { candle_core::bail!("linear: backward before forward") };
-                // SAFETY: `gelu_backward` writes every element of every row block.
-                let mut dz = unsafe { output_buffer(dy.len()) };
-                for_rows(&mut dz, 1, |start, out| {
-                    let span = start..start + out.len();
-                    gelu_backward(&z[span.clone()], &dy[span], out)
-                });
-                self.backward_from(x, weight, bias, &dz)
+                self.backward_from(x, weight, bias, &gelu_gradient(z, dy))
             }
             None => self.backward_from(x, weight, bias, dy),
         })
@@ -143,37 +119,90 @@ impl Linear {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (i, o) = (self.in_dim, self.out_dim);
         let rows = dy.len() / o.max(1);
-        let dy_mat = Mat::dense(dy, rows, o);
         let dx = if x.track_op() {
-            with_data(weight, "linear-backward", |w| {
-                // SAFETY: the product (no accumulation) writes every element.
-                let mut dx = unsafe { output_buffer(rows * i) };
-                matmul(&mut dx, i, dy_mat, Mat::dense(w, o, i), 1.0, false, Threads::Pool)?;
-                tensor(dx, x.shape()).map(Some)
-            })?
+            let dx = with_data(weight, "linear-backward", |w| input_gradient(dy, rows, Mat::dense(w, o, i)))?;
+            Some(tensor(dx, x.shape())?)
         } else {
             None
         };
         let dw = if weight.track_op() {
+            // SAFETY: the product (no accumulation) writes every element.
+            let mut dw = unsafe { output_buffer(o * i) };
             with_data(x, "linear-backward", |x| {
-                // SAFETY: the product (no accumulation) writes every element.
-                let mut dw = unsafe { output_buffer(o * i) };
-                matmul(&mut dw, i, dy_mat.t(), Mat::dense(x, rows, i), 1.0, false, Threads::Pool)?;
-                tensor(dw, (o, i)).map(Some)
-            })?
+                weight_gradient_into(Mat::dense(dy, rows, o), Mat::dense(x, rows, i), &mut dw, i)
+            })?;
+            Some(tensor(dw, (o, i))?)
         } else {
             None
         };
         let db = match bias {
-            Some(bias) if bias.track_op() => {
-                let sums =
-                    sum_over_rows(rows, o, o, |first, count, acc| add_rows(&dy[first * o..(first + count) * o], acc));
-                Some(tensor(sums, o)?)
-            }
+            Some(bias) if bias.track_op() => Some(tensor(bias_gradient(dy, o), o)?),
             _ => None,
         };
         Ok((dx, dw, db))
     }
+}
+
+/// `x · Wᵀ` for the `rows` rows of `x`, `weight` the `[out, in]` matrix (its rows may be strided: a
+/// packed operand), each row of the product starting as `bias` when one is given.
+pub(super) fn product(x: &[f32], rows: usize, weight: Mat, bias: Option<&[f32]>) -> Result<Vec<f32>> {
+    let out_dim = weight.rows;
+    // SAFETY: every row is the bias, written in parallel below, or the product overwrites it.
+    let mut y = unsafe { output_buffer(rows * out_dim) };
+    if let Some(bias) = bias {
+        for_rows(&mut y, out_dim, |_, block| block.chunks_mut(out_dim).for_each(|row| row.copy_from_slice(bias)));
+    }
+    matmul(&mut y, out_dim, Mat::dense(x, rows, weight.cols), weight.t(), 1.0, bias.is_some(), Threads::Pool)?;
+    Ok(y)
+}
+
+/// The gradient `dy · W` of a product's input, from the gradient `dy` of its `rows` rows.
+pub(super) fn input_gradient(dy: &[f32], rows: usize, weight: Mat) -> Result<Vec<f32>> {
+    // SAFETY: the product (no accumulation) writes every element.
+    let mut dx = unsafe { output_buffer(rows * weight.cols) };
+    matmul(&mut dx, weight.cols, Mat::dense(dy, rows, weight.rows), weight, 1.0, false, Threads::Pool)?;
+    Ok(dx)
+}
+
+/// The gradient `dyᵀ · x` of a product's weight (`dy` and `x` the product's output gradient and input,
+/// `rows` × out and `rows` × in), written into the first columns of `dw`'s rows, `stride` apart.
+pub(super) fn weight_gradient_into(dy: Mat, x: Mat, dw: &mut [f32], stride: usize) -> Result<()> {
+    matmul(dw, stride, dy.t(), x, 1.0, false, Threads::Pool)
+}
+
+/// The gradient of a bias: the rows of `dy`, of `width`, summed.
+pub(super) fn bias_gradient(dy: &[f32], width: usize) -> Vec<f32> {
+    let rows = dy.len() / width.max(1);
+    sum_over_rows(rows, width, width, |first, count, acc| add_rows(&dy[first * width..(first + count) * width], acc))
+}
+
+/// gelu(z + bias) from a product `z` with rows of `width`, the bias on each row when given. In place,
+/// unless `keep`: then into a new buffer, with `z + bias` returned too for the backward pass.
+pub(super) fn bias_gelu_rows(
+    mut z: Vec<f32>,
+    width: usize,
+    bias: Option<&[f32]>,
+    keep: bool,
+) -> (Vec<f32>, Option<Vec<f32>>) {
+    if !keep {
+        for_rows(&mut z, width, |_, block| bias_gelu_in_place(block, bias));
+        return (z, None);
+    }
+    // SAFETY: `bias_gelu` writes every element of every block of rows.
+    let mut y = unsafe { output_buffer(z.len()) };
+    for_row_pairs(&mut z, &mut y, width, |z, y| bias_gelu(z, bias, y));
+    (y, Some(z))
+}
+
+/// The gradient of the pre-activation `z` of a GELU from the gradient `dy` of its output.
+pub(super) fn gelu_gradient(z: &[f32], dy: &[f32]) -> Vec<f32> {
+    // SAFETY: `gelu_backward` writes every element of every row block.
+    let mut dz = unsafe { output_buffer(dy.len()) };
+    for_rows(&mut dz, 1, |start, out| {
+        let span = start..start + out.len();
+        gelu_backward(&z[span.clone()], &dy[span], out)
+    });
+    dz
 }
 
 impl CustomOp2 for Linear {
@@ -219,6 +248,36 @@ impl CustomOp3 for Linear {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         self.backward(x, weight, Some(bias), grad)
     }
+}
+
+/// `[W | b]`: the weight `[out, in]` with the bias as its column `in`, so that a layer is one operand
+/// of an op that takes more than a layer (a Candle op takes three operands at most).
+pub(super) fn with_bias_column(weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
+    Tensor::cat(&[weight, &bias.unsqueeze(1)?], 1)
+}
+
+/// The weight of a `[W | b]` operand, as a matrix whose rows are `in + 1` apart.
+pub(super) fn weight_of(packed: &[f32], out: usize, inp: usize) -> Mat<'_> {
+    Mat::new(packed, out, inp, inp + 1)
+}
+
+/// The bias column of a `[W | b]` operand.
+pub(super) fn bias_of(packed: &[f32], out: usize, inp: usize) -> Vec<f32> {
+    (0..out).map(|row| packed[row * (inp + 1) + inp]).collect()
+}
+
+/// The gradient of a `[W | b]` operand of `out` rows from its product's output gradient `dy` and
+/// input `x` (`rows` rows each): `dyᵀ · x` in the weight's columns, the column sums of `dy` in the
+/// bias column.
+pub(super) fn packed_gradient(dy: &[f32], x: &[f32], rows: usize, out: usize, inp: usize) -> Result<Tensor> {
+    let stride = inp + 1;
+    // SAFETY: the product writes the first `inp` columns of every row, the loop below the last one.
+    let mut grad = unsafe { output_buffer(out * stride) };
+    weight_gradient_into(Mat::dense(dy, rows, out), Mat::dense(x, rows, inp), &mut grad, stride)?;
+    for (row, sum) in grad.chunks_exact_mut(stride).zip(bias_gradient(dy, out)) {
+        row[inp] = sum;
+    }
+    tensor(grad, (out, stride))
 }
 
 #[cfg(test)]
