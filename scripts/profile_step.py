@@ -24,7 +24,9 @@ OWNERS = [
     ("attention", r"kernels::attention|kernels::softmax"),
     # The pool's workers run a linear layer's row blocks inside `matmul`'s closure, whose stacks do not
     # reach the layer; attention's many small products stay on one thread and never take that closure.
-    ("linear layers", r"kernels::linear|kernels::activation|kernels::matmul::\{closure"),
+    # Attention's query/key/value projection is a `linear` product called from attention, and the
+    # nearer frame counts: it is charged to the linear layers.
+    ("linear layers", r"kernels::linear|kernels::feed_forward|kernels::activation|kernels::matmul::\{closure"),
     ("LayerNorm (+ residual, dropout)", r"kernels::layer_norm|nn::LayerNorm"),
     ("dropout masks", r"kernels::dropout"),
     ("AdamW", r"kernels::optim::(adamw|AdamW)|optim::AdamW::step"),

@@ -10,8 +10,8 @@ use std::sync::OnceLock;
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 
 use super::linear::{
-    bias_gelu_rows, bias_of, gelu_gradient, input_gradient, linear, linear_gelu, packed_gradient, product, weight_of,
-    with_bias_column,
+    bias_gelu_rows, bias_of, gelu_gradient_recomputing, input_gradient, linear, linear_gelu, packed_gradient, product,
+    weight_of, with_bias_column,
 };
 use super::{fused, slice, tensor, with_data};
 
@@ -29,24 +29,18 @@ pub fn feed_forward(x: &Tensor, w1: &Tensor, b1: &Tensor, w2: &Tensor, b2: &Tens
         return linear(&linear_gelu(x, w1, Some(b1))?, w2, Some(b2));
     }
     let tracked = operands.into_iter().any(Tensor::track_op);
-    let op = FeedForward { hidden, inner, saved: tracked.then(OnceLock::new) };
+    let op = FeedForward { hidden, inner, pre_activation: tracked.then(OnceLock::new) };
     x.contiguous()?.apply_op3(&with_bias_column(w1, b1)?, &with_bias_column(w2, b2)?, op)
-}
-
-/// What the backward pass reads, kept by the forward pass.
-struct Saved {
-    /// `x · W1ᵀ + b1`, for the GELU's derivative.
-    pre_activation: Vec<f32>,
-    /// The GELU output, the input of the second product (for `W2`'s gradient).
-    activation: Vec<f32>,
 }
 
 struct FeedForward {
     hidden: usize,
     inner: usize,
-    /// When a backward pass may run (an operand is tracked). Without one, the GELU runs in place and
-    /// nothing is kept.
-    saved: Option<OnceLock<Saved>>,
+    /// When a backward pass may run (an operand is tracked): the pre-activation `x · W1ᵀ + b1`, which
+    /// the backward pass needs for the GELU's derivative and recomputes the GELU's output from (in the
+    /// same pass, for `W2`'s gradient) rather than keeping that too: 12.6 MB less per MiniLM layer at
+    /// batch 32 × seq 64. Without a backward pass the GELU runs in place and nothing is kept.
+    pre_activation: Option<OnceLock<Vec<f32>>>,
 }
 
 impl FeedForward {
@@ -56,27 +50,27 @@ impl FeedForward {
         let (h, i) = (self.hidden, self.inner);
         let rows = x.len() / h.max(1);
         let z = product(x, rows, weight_of(first, i, h), None)?;
-        let (activation, pre_activation) = bias_gelu_rows(z, i, Some(&bias_of(first, i, h)), self.saved.is_some());
+        let keep = self.pre_activation.is_some();
+        let (activation, pre_activation) = bias_gelu_rows(z, i, Some(&bias_of(first, i, h)), keep);
         let y = product(&activation, rows, weight_of(second, h, i), Some(&bias_of(second, h, i)))?;
-        if let (Some(saved), Some(pre_activation)) = (&self.saved, pre_activation) {
-            saved
-                .set(Saved { pre_activation, activation })
-                .map_err(|_| candle_core::Error::Msg("feed-forward: forward ran twice".into()))?;
+        if let (Some(saved), Some(pre_activation)) = (&self.pre_activation, pre_activation) {
+            saved.set(pre_activation).map_err(|_| candle_core::Error::Msg("feed-forward: forward ran twice".into()))?;
         }
         Ok(y)
     }
 
     /// The gradients of x, `[W1 | b1]` and `[W2 | b2]`, each only when tracked.
     fn backward(&self, x: &Tensor, first: &Tensor, second: &Tensor, dy: &[f32]) -> Result<Gradients> {
-        let Some(saved) = self.saved.as_ref().and_then(OnceLock::get) else {
+        let Some(z) = self.pre_activation.as_ref().and_then(OnceLock::get) else {
             candle_core::bail!("feed-forward: backward without a tracked forward pass")
         };
         let (h, i) = (self.hidden, self.inner);
         let rows = dy.len() / h.max(1);
-        let d_second = second.track_op().then(|| packed_gradient(dy, &saved.activation, rows, h, i)).transpose()?;
-        let d_activation = with_data(second, Self::NAME, |w2| input_gradient(dy, rows, weight_of(w2, h, i)))?;
-        let dz = gelu_gradient(&saved.pre_activation, &d_activation);
-        drop(d_activation);
+        let mut d_activation = with_data(second, Self::NAME, |w2| input_gradient(dy, rows, weight_of(w2, h, i)))?;
+        let dz = gelu_gradient_recomputing(z, &mut d_activation, i);
+        let activation = d_activation;
+        let d_second = second.track_op().then(|| packed_gradient(dy, &activation, rows, h, i)).transpose()?;
+        drop(activation);
         let d_first = if first.track_op() {
             Some(with_data(x, Self::NAME, |x| packed_gradient(&dz, x, rows, i, h))?)
         } else {

@@ -4,7 +4,7 @@ use std::sync::OnceLock;
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
-use super::activation::{bias_gelu, bias_gelu_in_place, gelu_backward, gelu_erf};
+use super::activation::{bias_gelu, bias_gelu_in_place, gelu_backward, gelu_backward_recomputing, gelu_erf};
 use super::{
     for_row_pairs, for_rows, fused, matmul, output_buffer, simd_fn, slice, sum_over_rows, tensor, with_data, Mat,
     Threads,
@@ -190,7 +190,7 @@ pub(super) fn bias_gelu_rows(
     }
     // SAFETY: `bias_gelu` writes every element of every block of rows.
     let mut y = unsafe { output_buffer(z.len()) };
-    for_row_pairs(&mut z, &mut y, width, |z, y| bias_gelu(z, bias, y));
+    for_row_pairs(&mut z, &mut y, width, |_, z, y| bias_gelu(z, bias, y));
     (y, Some(z))
 }
 
@@ -248,6 +248,19 @@ impl CustomOp3 for Linear {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         self.backward(x, weight, Some(bias), grad)
     }
+}
+
+/// The gradient of the pre-activation `z` of a GELU from the gradient of its output, which `dy_then_y`
+/// holds on entry and the GELU's output, recomputed in the same pass, on return: a block that keeps
+/// only `z` for its backward pass still has the output for its next layer's weight gradient.
+pub(super) fn gelu_gradient_recomputing(z: &[f32], dy_then_y: &mut [f32], width: usize) -> Vec<f32> {
+    // SAFETY: `gelu_backward_recomputing` writes every element of every block of rows.
+    let mut dz = unsafe { output_buffer(dy_then_y.len()) };
+    for_row_pairs(dy_then_y, &mut dz, width, |first, dy_then_y, dz| {
+        let span = first * width..first * width + dz.len();
+        gelu_backward_recomputing(&z[span], dy_then_y, dz)
+    });
+    dz
 }
 
 /// `[W | b]`: the weight `[out, in]` with the bias as its column `in`, so that a layer is one operand

@@ -141,14 +141,16 @@ fn for_rows(out: &mut [f32], row_len: usize, f: impl Fn(usize, &mut [f32]) + Syn
     out.par_chunks_mut(rows * row_len).enumerate().for_each(|(i, chunk)| f(i * rows, chunk));
 }
 
-/// Like [`for_rows`] over two buffers of the same layout, split alike: `f(rows of a, rows of b)`.
-fn for_row_pairs(a: &mut [f32], b: &mut [f32], row_len: usize, f: impl Fn(&mut [f32], &mut [f32]) + Sync) {
+/// Like [`for_rows`] over two buffers of the same layout, split alike: `f(first_row, rows of a, rows
+/// of b)`.
+fn for_row_pairs(a: &mut [f32], b: &mut [f32], row_len: usize, f: impl Fn(usize, &mut [f32], &mut [f32]) + Sync) {
     debug_assert_eq!(a.len(), b.len());
     if a.len() < PARALLEL_MIN || row_len == 0 {
-        return f(a, b);
+        return f(0, a, b);
     }
-    let block = rows_per_chunk(row_len) * row_len;
-    a.par_chunks_mut(block).zip(b.par_chunks_mut(block)).for_each(|(a, b)| f(a, b));
+    let rows = rows_per_chunk(row_len);
+    let block = rows * row_len;
+    a.par_chunks_mut(block).zip(b.par_chunks_mut(block)).enumerate().for_each(|(i, (a, b))| f(i * rows, a, b));
 }
 
 /// Like [`for_rows`], where `f(first_row, rows, sums)` also adds into `sums`, a vector of `len`
@@ -457,6 +459,28 @@ mod tests {
         assert!(std::thread::spawn(move || fused(&x)).join().expect("thread"), "another thread keeps its choice");
         use_kernels(Kernels::Fused);
         assert!(!fused(&Tensor::zeros(4, DType::F64, &candle_core::Device::Cpu)?));
+        Ok(())
+    }
+
+    #[test]
+    fn on_kernel_pool_runs_its_closure_on_a_pool_thread_whose_loops_stay_in_that_pool() -> Result<()> {
+        let outside = std::thread::spawn(rayon::current_thread_index).join().expect("thread");
+        assert_eq!(outside, None, "a plain thread is no pool thread");
+        let (index, threads, loop_threads) = std::thread::spawn(|| {
+            on_kernel_pool(|| {
+                // A parallel loop started here runs on the threads of this pool.
+                let mut out = vec![0f32; 4 * PARALLEL_MIN];
+                let seen = std::sync::Mutex::new(std::collections::BTreeSet::new());
+                for_rows(&mut out, 64, |_, _| {
+                    seen.lock().expect("lock").insert(rayon::current_thread_index());
+                });
+                (rayon::current_thread_index(), rayon::current_num_threads(), seen.into_inner().expect("lock"))
+            })
+        })
+        .join()
+        .expect("thread")?;
+        assert!(index.is_some(), "the closure runs on a pool thread");
+        assert!(loop_threads.iter().all(|i| i.is_some_and(|i| i < threads)), "{loop_threads:?} of {threads}");
         Ok(())
     }
 }
