@@ -52,7 +52,8 @@ pub fn attention(
     if ![query, key, value, key_bias].into_iter().all(fused) {
         return composed(query, key, value, key_bias, heads, dropout);
     }
-    let op = Attention::new([batch, q_len, kv_len], heads, hidden / heads, false, key_bias, dropout)?;
+    let tracked = [query, key, value].into_iter().any(Tensor::track_op);
+    let op = Attention::new([batch, q_len, kv_len], heads, hidden / heads, false, key_bias, dropout, tracked)?;
     query.contiguous()?.apply_op3(&key.contiguous()?, &value.contiguous()?, op)
 }
 
@@ -89,7 +90,7 @@ pub fn projected_attention(
         return composed(&part(0)?, &part(1)?, &part(2)?, key_bias, heads, dropout);
     }
     let tracked = [x, weight, bias].into_iter().any(Tensor::track_op);
-    let attention = Attention::new([batch, len, len], heads, hidden / heads, true, key_bias, dropout)?;
+    let attention = Attention::new([batch, len, len], heads, hidden / heads, true, key_bias, dropout, tracked)?;
     let op = ProjectedAttention { attention, qkv: tracked.then(OnceLock::new) };
     x.contiguous()?.apply_op2(&with_bias_column(weight, bias)?, op)
 }
@@ -139,8 +140,9 @@ struct Attention {
     /// `[B · Tk]` additive key terms.
     key_bias: Vec<f32>,
     dropout: Option<DropoutMask>,
-    /// P, `[B, heads, Tq, Tk]`, written by the forward pass for the backward pass.
-    probs: OnceLock<Vec<f32>>,
+    /// When a backward pass may run (an operand is tracked): P, `[B, heads, Tq, Tk]`, written by the
+    /// forward pass for the backward pass.
+    probs: Option<OnceLock<Vec<f32>>>,
 }
 
 /// Which projection a head is read from (and its gradient written to).
@@ -158,7 +160,8 @@ enum GradRows<'a> {
 }
 
 impl Attention {
-    /// The op for `[batch, q_len, kv_len]` positions, its inputs checked by the caller.
+    /// The op for `[batch, q_len, kv_len]` positions, its inputs checked by the caller; `tracked` when a
+    /// backward pass may run.
     fn new(
         [batch, q_len, kv_len]: [usize; 3],
         heads: usize,
@@ -166,6 +169,7 @@ impl Attention {
         packed: bool,
         key_bias: &Tensor,
         dropout: Option<&DropoutMask>,
+        tracked: bool,
     ) -> Result<Self> {
         Ok(Self {
             batch,
@@ -176,7 +180,7 @@ impl Attention {
             packed,
             key_bias: key_bias.flatten_all()?.to_vec1()?,
             dropout: dropout.cloned(),
-            probs: OnceLock::new(),
+            probs: tracked.then(OnceLock::new),
         })
     }
 
@@ -232,12 +236,14 @@ impl Attention {
         let scores = tq * tk;
         // SAFETY: each head's products (no accumulation) write its probabilities and its columns of the
         // context, and the heads cover every column.
-        let (mut context, mut probs) =
-            unsafe { (output_buffer(self.batch * tq * h), output_buffer(self.batch * self.heads * scores)) };
-        let per_example = |b: usize, (context, probs): (&mut [f32], &mut [f32])| -> Result<()> {
+        let mut context = unsafe { output_buffer(self.batch * tq * h) };
+        // `probs` holds an example's heads one after another when they are kept, else one head's at a time.
+        let kept = self.probs.is_some();
+        let per_example = |b: usize, context: &mut [f32], probs: &mut [f32]| -> Result<()> {
             let key_bias = &self.key_bias[b * tk..(b + 1) * tk];
             let mut scratch = vec![0f32; if self.dropout.is_some() { scores } else { 0 }];
-            for (head, p) in probs.chunks_exact_mut(scores).enumerate() {
+            for head in 0..self.heads {
+                let p = if kept { &mut probs[head * scores..(head + 1) * scores] } else { &mut *probs };
                 let (qh, kh) = (self.head_mat(q, Part::Query, b, head), self.head_mat(k, Part::Key, b, head));
                 matmul(p, tk, qh, kh.t(), self.scale(), false, Threads::Single)?;
                 softmax_rows(p, tk, Some(key_bias));
@@ -248,12 +254,20 @@ impl Attention {
             }
             Ok(())
         };
-        context
-            .par_chunks_mut(tq * h)
-            .zip(probs.par_chunks_mut(self.heads * scores))
-            .enumerate()
-            .try_for_each(|(b, chunks)| per_example(b, chunks))?;
-        self.probs.set(probs).map_err(|_| candle_core::Error::Msg("attention: forward ran twice".into()))?;
+        let contexts = context.par_chunks_mut(tq * h).enumerate();
+        match &self.probs {
+            Some(kept) => {
+                // SAFETY: each head's product (no accumulation) writes its probabilities.
+                let mut probs = unsafe { output_buffer(self.batch * self.heads * scores) };
+                contexts
+                    .zip(probs.par_chunks_mut(self.heads * scores))
+                    .try_for_each(|((b, context), probs)| per_example(b, context, probs))?;
+                kept.set(probs).map_err(|_| candle_core::Error::Msg("attention: forward ran twice".into()))?;
+            }
+            // One head's probabilities at a time, which stay in cache for the product with V (at seq
+            // 128, 25 MB a layer that would go to memory and back).
+            None => contexts.try_for_each(|(b, context)| per_example(b, context, &mut vec![0f32; scores]))?,
+        }
         Ok(context)
     }
 
@@ -267,7 +281,9 @@ impl Attention {
         dc: &[f32],
         grads: &mut GradRows,
     ) -> Result<()> {
-        let Some(probs) = self.probs.get() else { candle_core::bail!("attention: backward before forward") };
+        let Some(probs) = self.probs.as_ref().and_then(OnceLock::get) else {
+            candle_core::bail!("attention: backward without a tracked forward pass")
+        };
         let (tq, tk, h) = (self.q_len, self.kv_len, self.hidden());
         let scores = tq * tk;
         let dc = &dc[b * tq * h..(b + 1) * tq * h];
@@ -454,6 +470,10 @@ mod tests {
         let mask = with_dropout.then(|| DropoutMask::draw(&mut Rng::seed_from_u64(4), b * heads * tq * t, 0.2));
         let got = attention(&q, &k, &v, &bias, heads, mask.as_ref())?;
         let want = composed(&q, &k, &v, &bias, heads, mask.as_ref())?;
+        // Untracked, the op keeps no probabilities and computes one head's at a time: the same output.
+        let [qd, kd, vd] = [&q, &k, &v].map(|t| t.as_tensor().detach());
+        let untracked = attention(&qd, &kd, &vd, &bias, heads, mask.as_ref())?;
+        super::super::testing::assert_close(&untracked, &got, 0.0, "untracked pass");
         assert_same_op(&got, &want, &[("dq", &q), ("dk", &k), ("dv", &v)], 1e-5, 1e-5)
     }
 

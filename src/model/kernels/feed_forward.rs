@@ -25,22 +25,22 @@ pub fn feed_forward(x: &Tensor, w1: &Tensor, b1: &Tensor, w2: &Tensor, b2: &Tens
         candle_core::bail!("feed-forward: inconsistent shapes (x, w1, b1, w2, b2) {dims:?}");
     }
     let operands = [x, w1, b1, w2, b2];
-    if !operands.into_iter().all(fused) {
+    // Other devices and dtypes, or nothing to differentiate (evaluation): two linear nodes, whose GELU
+    // runs in place when untracked, without the packed copies of the weights this op would take.
+    if !operands.into_iter().all(fused) || !operands.into_iter().any(Tensor::track_op) {
         return linear(&linear_gelu(x, w1, Some(b1))?, w2, Some(b2));
     }
-    let tracked = operands.into_iter().any(Tensor::track_op);
-    let op = FeedForward { hidden, inner, pre_activation: tracked.then(OnceLock::new) };
+    let op = FeedForward { hidden, inner, pre_activation: OnceLock::new() };
     x.contiguous()?.apply_op3(&with_bias_column(w1, b1)?, &with_bias_column(w2, b2)?, op)
 }
 
 struct FeedForward {
     hidden: usize,
     inner: usize,
-    /// When a backward pass may run (an operand is tracked): the pre-activation `x · W1ᵀ + b1`, which
-    /// the backward pass needs for the GELU's derivative and recomputes the GELU's output from (in the
-    /// same pass, for `W2`'s gradient) rather than keeping that too: 12.6 MB less per MiniLM layer at
-    /// batch 32 × seq 64. Without a backward pass the GELU runs in place and nothing is kept.
-    pre_activation: Option<OnceLock<Vec<f32>>>,
+    /// The pre-activation `x · W1ᵀ + b1`, which the backward pass needs for the GELU's derivative and
+    /// recomputes the GELU's output from (in the same pass, for `W2`'s gradient) rather than keeping
+    /// that too: 12.6 MB less per MiniLM layer at batch 32 × seq 64.
+    pre_activation: OnceLock<Vec<f32>>,
 }
 
 impl FeedForward {
@@ -50,20 +50,18 @@ impl FeedForward {
         let (h, i) = (self.hidden, self.inner);
         let rows = x.len() / h.max(1);
         let z = product(x, rows, weight_of(first, i, h), None)?;
-        let keep = self.pre_activation.is_some();
-        let (activation, pre_activation) = bias_gelu_rows(z, i, Some(&bias_of(first, i, h)), keep);
+        let (activation, pre_activation) = bias_gelu_rows(z, i, Some(&bias_of(first, i, h)), true);
         let y = product(&activation, rows, weight_of(second, h, i), Some(&bias_of(second, h, i)))?;
-        if let (Some(saved), Some(pre_activation)) = (&self.pre_activation, pre_activation) {
-            saved.set(pre_activation).map_err(|_| candle_core::Error::Msg("feed-forward: forward ran twice".into()))?;
+        if let Some(pre_activation) = pre_activation {
+            let twice = |_| candle_core::Error::Msg("feed-forward: forward ran twice".into());
+            self.pre_activation.set(pre_activation).map_err(twice)?;
         }
         Ok(y)
     }
 
     /// The gradients of x, `[W1 | b1]` and `[W2 | b2]`, each only when tracked.
     fn backward(&self, x: &Tensor, first: &Tensor, second: &Tensor, dy: &[f32]) -> Result<Gradients> {
-        let Some(z) = self.pre_activation.as_ref().and_then(OnceLock::get) else {
-            candle_core::bail!("feed-forward: backward without a tracked forward pass")
-        };
+        let Some(z) = self.pre_activation.get() else { candle_core::bail!("feed-forward: backward before forward") };
         let (h, i) = (self.hidden, self.inner);
         let rows = dy.len() / h.max(1);
         let mut d_activation = with_data(second, Self::NAME, |w2| input_gradient(dy, rows, weight_of(w2, h, i)))?;
