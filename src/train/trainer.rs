@@ -54,11 +54,14 @@ pub fn spawn(spec: RunSpec, run_dir: RunDir, resume: bool) -> TrainerHandle {
         .spawn(move || {
             let events = event_tx.clone();
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                // The run builds its graphs on a thread of the kernels' pool, which this thread waits on.
                 on_kernel_pool(move || {
                     Trainer::start(spec, run_dir, resume, command_rx, event_tx).and_then(|mut t| t.run())
                 })
+                .map_err(anyhow::Error::from)
+                .and_then(|run| run)
             }));
-            let failure = match outcome.map(|pooled| pooled.map_err(anyhow::Error::from).and_then(|run| run)) {
+            let failure = match outcome {
                 Ok(Ok(())) => return,
                 Ok(Err(e)) if e.is::<Cancelled>() => {
                     let _ = events.send(Event::Stopped { checkpoint: None });
