@@ -16,7 +16,7 @@ use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tenso
 use rayon::prelude::*;
 
 use super::dropout::{dropout, DropoutMask};
-use super::linear::{bias_of, input_gradient, linear, packed_gradient, product, weight_of, with_bias_column};
+use super::linear::{bias_of, linear, packed_layer_gradients, product, weight_of, with_bias_column};
 use super::softmax::{softmax, softmax_backward_rows, softmax_rows};
 use super::{fused, matmul, output_buffer, slice, tensor, with_data, Mat, Threads};
 
@@ -91,7 +91,7 @@ pub fn projected_attention(
     }
     let tracked = [x, weight, bias].into_iter().any(Tensor::track_op);
     let attention = Attention::new([batch, len, len], heads, hidden / heads, true, key_bias, dropout, tracked)?;
-    let op = ProjectedAttention { attention, qkv: tracked.then(OnceLock::new) };
+    let op = ProjectedAttention { attention, qkv: OnceLock::new() };
     x.contiguous()?.apply_op2(&with_bias_column(weight, bias)?, op)
 }
 
@@ -358,9 +358,9 @@ impl Attention {
 /// [`Attention`] over the output of the packed projections of its input, which it computes.
 struct ProjectedAttention {
     attention: Attention,
-    /// When a backward pass may run (an operand is tracked): the projections' output, which the
-    /// attention's backward pass reads.
-    qkv: Option<OnceLock<Vec<f32>>>,
+    /// The projections' output, which the attention's backward pass reads: kept when the attention
+    /// keeps its probabilities (a backward pass may run).
+    qkv: OnceLock<Vec<f32>>,
 }
 
 impl ProjectedAttention {
@@ -377,8 +377,8 @@ impl CustomOp2 for ProjectedAttention {
         let h = self.attention.hidden();
         let qkv = product(x, x.len() / h, weight_of(packed, 3 * h, h), Some(&bias_of(packed, 3 * h, h)))?;
         let context = self.attention.forward(&qkv, &qkv, &qkv)?;
-        if let Some(saved) = &self.qkv {
-            saved.set(qkv).map_err(|_| candle_core::Error::Msg("attention: forward ran twice".into()))?;
+        if self.attention.probs.is_some() {
+            self.qkv.set(qkv).map_err(|_| candle_core::Error::Msg("attention: forward ran twice".into()))?;
         }
         Ok((CpuStorage::F32(context), xl.shape().clone()))
     }
@@ -390,24 +390,11 @@ impl CustomOp2 for ProjectedAttention {
         _context: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let Some(qkv) = self.qkv.as_ref().and_then(OnceLock::get) else {
+        let Some(qkv) = self.qkv.get() else {
             candle_core::bail!("attention: backward without a tracked forward pass")
         };
-        let h = self.attention.hidden();
         let dqkv = with_data(grad, Self::NAME, |dc| self.attention.backward_packed(qkv, dc))?;
-        let rows = dqkv.len() / (3 * h);
-        let d_packed = if packed.track_op() {
-            Some(with_data(x, Self::NAME, |x| packed_gradient(&dqkv, x, rows, 3 * h, h))?)
-        } else {
-            None
-        };
-        let dx = if x.track_op() {
-            let dx = with_data(packed, Self::NAME, |w| input_gradient(&dqkv, rows, weight_of(w, 3 * h, h)))?;
-            Some(tensor(dx, x.shape())?)
-        } else {
-            None
-        };
-        Ok((dx, d_packed))
+        packed_layer_gradients(&dqkv, x, packed, 3 * self.attention.hidden(), Self::NAME)
     }
 }
 

@@ -10,10 +10,10 @@ use std::sync::OnceLock;
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 
 use super::linear::{
-    bias_gelu_rows, bias_of, gelu_gradient_recomputing, input_gradient, linear, linear_gelu, packed_gradient, product,
-    weight_of, with_bias_column,
+    bias_gelu_rows, bias_of, gelu_gradient_recomputing, input_gradient, linear, linear_gelu, packed_gradient,
+    packed_layer_gradients, product, weight_of, with_bias_column,
 };
-use super::{fused, slice, tensor, with_data};
+use super::{fused, slice, with_data};
 
 /// `gelu(x · W1ᵀ + b1) · W2ᵀ + b2` over the last dimension of `x` (`[.., hidden]`), with `w1` of
 /// `[inner, hidden]` and `w2` of `[hidden, inner]`.
@@ -69,17 +69,7 @@ impl FeedForward {
         let activation = d_activation;
         let d_second = second.track_op().then(|| packed_gradient(dy, &activation, rows, h, i)).transpose()?;
         drop(activation);
-        let d_first = if first.track_op() {
-            Some(with_data(x, Self::NAME, |x| packed_gradient(&dz, x, rows, i, h))?)
-        } else {
-            None
-        };
-        let dx = if x.track_op() {
-            let dx = with_data(first, Self::NAME, |w1| input_gradient(&dz, rows, weight_of(w1, i, h)))?;
-            Some(tensor(dx, x.shape())?)
-        } else {
-            None
-        };
+        let (dx, d_first) = packed_layer_gradients(&dz, x, first, i, Self::NAME)?;
         Ok((dx, d_first, d_second))
     }
 }

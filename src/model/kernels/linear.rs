@@ -293,6 +293,28 @@ pub(super) fn packed_gradient(dy: &[f32], x: &[f32], rows: usize, out: usize, in
     tensor(grad, (out, stride))
 }
 
+/// The gradients of a product's input `x` and of its `[W | b]` operand `packed` (`out` rows), each only
+/// when tracked, from the gradient `dy` of the product's output.
+pub(super) fn packed_layer_gradients(
+    dy: &[f32],
+    x: &Tensor,
+    packed: &Tensor,
+    out: usize,
+    op: &str,
+) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    let inp = packed.dim(1)? - 1;
+    let rows = dy.len() / out.max(1);
+    let d_packed =
+        if packed.track_op() { Some(with_data(x, op, |x| packed_gradient(dy, x, rows, out, inp))?) } else { None };
+    let dx = if x.track_op() {
+        let dx = with_data(packed, op, |w| input_gradient(dy, rows, weight_of(w, out, inp)))?;
+        Some(tensor(dx, x.shape())?)
+    } else {
+        None
+    };
+    Ok((dx, d_packed))
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::testing::{assert_close, assert_same_op, loss, var};
